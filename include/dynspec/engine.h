@@ -1,0 +1,87 @@
+// dynspec::Engine: the dynamic model specialization loop behind one thread-safe facade.
+//
+// For an item x of provider p in cluster c the engine
+//   1. embeds x (or takes its precomputed vector),
+//   2. finds the k nearest items already served in c's partition (cosine similarity),
+//   3. blends their models with the cluster's shared model, weighted by similarity and
+//      evidence, into a model specialized for x (x's own model, once it has feedback, is its
+//      own nearest neighbour and takes a growing share as its evidence grows),
+//   4. predicts every configured head and the expected reward,
+//   5. learns online from feedback (AdaGrad on each head) and writes x's model back into
+//      c's partition, so that x serves as a neighbour for later items.
+//
+// Thread safety: every public method may be called concurrently from many threads.
+// Predictions run under shared locks and never block each other; feedback on different
+// items proceeds in parallel (one lock per item); ingest, removal and cluster changes take
+// a short exclusive lock on the catalog.
+//
+// Failure: methods return a Status naming the problem (wrong dimension, NaN/Inf, unknown
+// id, ...). A failed call changes nothing. Every acknowledged change has been committed to
+// the Store before the call returns.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "dynspec/embedder.h"
+#include "dynspec/options.h"
+#include "dynspec/status.h"
+#include "dynspec/store.h"
+#include "dynspec/types.h"
+
+namespace dynspec {
+
+struct PredictRequest {
+  // Either a known item id, or inline content of an item that is not stored (then
+  // `inline_provider` chooses the cluster; an unknown provider gets the nearest cluster).
+  ItemId item_id;
+  std::optional<ItemContent> inline_content;
+  ProviderId inline_provider;
+  Context context;
+};
+
+class Engine {
+ public:
+  // Opens an engine over `store` (a memory store when null) with `embedder` (the hashing
+  // text embedder from options.embed when null) and loads whatever the store holds.
+  static Result<std::unique_ptr<Engine>> Open(const EngineOptions& options,
+                                              std::unique_ptr<Store> store = nullptr,
+                                              std::unique_ptr<Embedder> embedder = nullptr);
+  virtual ~Engine() = default;
+
+  // Adds a new item. AlreadyExists if the id is taken. A new provider joins the cluster
+  // whose content centroid is nearest to this item. The item joins its partition (becomes a
+  // neighbour for others) at its first feedback.
+  virtual Status Ingest(const ItemInput& item) = 0;
+  // All or nothing: every item is validated and embedded before any is added.
+  virtual Status IngestBatch(const std::vector<ItemInput>& items) = 0;
+  // Re-embeds an existing item from new content; its model and evidence are kept.
+  virtual Status UpdateContent(const ItemId& id, const ItemContent& content) = 0;
+  virtual Status Remove(const ItemId& id) = 0;
+
+  virtual Result<Prediction> Predict(const PredictRequest& request) const = 0;
+  // Learns from one feedback event on a known item.
+  virtual Result<FeedbackResult> Feedback(const FeedbackEvent& event) = 0;
+
+  // Replaces the reward function; models are untouched.
+  virtual Status SetRewardTerms(const std::vector<RewardTerm>& terms) = 0;
+  virtual std::vector<RewardTerm> RewardTerms() const = 0;
+
+  // Initial cluster assignment from content alone: spherical k-means on the providers'
+  // content centroids into `target_clusters` clusters (options.cluster.initial_clusters
+  // when 0). FailedPrecondition once any feedback has been learned (use re-clustering).
+  virtual Status BootstrapClusters(int target_clusters = 0) = 0;
+  // Moves a provider and its items (with their models) to another cluster, creating the
+  // cluster if it does not exist. The seam for performance-based re-clustering.
+  virtual Status MoveProvider(const ProviderId& provider, ClusterId cluster) = 0;
+
+  virtual Result<ItemInfo> GetItem(const ItemId& id) const = 0;
+  virtual Result<ProviderInfo> GetProvider(const ProviderId& id) const = 0;
+  virtual std::vector<ClusterInfo> ListClusters() const = 0;
+  virtual EngineStats Stats() const = 0;
+  virtual const EngineOptions& options() const = 0;
+  virtual int embedding_dim() const = 0;
+};
+
+}  // namespace dynspec

@@ -1,0 +1,111 @@
+// Engine configuration: plain structs with documented defaults. Flags and JSON are parsed
+// only at the edges (cli, server); the engine validates a whole EngineOptions in one place
+// (ValidateOptions) before it opens.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dynspec/status.h"
+
+namespace dynspec {
+
+enum class HeadKind {
+  kBinary,      // p = sigmoid(w . c), log-loss
+  kRegression,  // y = w . c, squared loss (on log1p(value) when log1p_target)
+};
+
+struct HeadSpec {
+  std::string name;
+  HeadKind kind = HeadKind::kBinary;
+  bool log1p_target = false;  // regression only: learn and predict log1p(value)
+};
+
+// The default heads: click, like, share (binary) and dwell_seconds (regression on log1p).
+std::vector<HeadSpec> DefaultHeads();
+
+// reward = sum over terms of weight * min(value, cap) (cap <= 0 means no cap).
+// For binary heads `value` is the response (observed) or probability (expected); for
+// regression heads it is the response in its natural unit (e.g. seconds).
+struct RewardTerm {
+  std::string head;
+  double weight = 1;
+  double cap = 0;
+};
+// 1*click + 2*like + 4*share + 0.02*min(dwell_seconds, 300).
+std::vector<RewardTerm> DefaultRewardTerms();
+
+struct EmbedOptions {
+  int dim = 256;              // D, the embedding dimension of the default text embedder
+  int min_char_ngram = 3;     // character n-grams of each word, with boundary markers
+  int max_char_ngram = 5;
+  float char_ngram_weight = 0.35f;  // relative to a whole-word feature
+  float word_bigram_weight = 0.5f;
+  uint64_t seed = 0x9E3779B97F4A7C15ULL;  // changes every hash: vectors are not comparable
+};
+
+struct IndexOptions {
+  int hnsw_m = 16;
+  int hnsw_ef_construction = 200;
+  int hnsw_ef_search = 64;
+  // Partitions with at most this many items are searched exactly (a flat scan is faster
+  // than a graph walk at this size and has recall 1). Above it, an HNSW graph is built.
+  size_t exact_search_max_items = 2048;
+};
+
+struct ModelOptions {
+  std::vector<HeadSpec> heads = DefaultHeads();
+  int dense_dim = 0;     // U_d: dense context features (0 = none)
+  int sparse_dim = 64;   // U_s: hashed sparse context features (0 = none)
+};
+
+// How a specialized model is blended for item x (see docs/architecture.md):
+//   neighbour weight  r_i = exp((s_i - 1) / similarity_temperature) * n_i / (n_i + evidence_half)
+//   cluster prior     r_c = cluster_prior_weight
+//   self share        lambda = n_x / (n_x + self_shrinkage)
+// The prediction is lambda * p_self + (1 - lambda) * sum_i r_i p_i / sum r.
+struct BlendOptions {
+  int k = 16;                        // neighbours searched in the item's cluster partition
+  double similarity_temperature = 0.1;
+  double evidence_half = 5;          // evidence at which a neighbour gets half its weight
+  double cluster_prior_weight = 0.05;
+  double self_shrinkage = 10;        // own evidence at which self takes half the weight
+  double min_similarity = 0.0;       // neighbours below this cosine are ignored
+};
+
+struct LearnOptions {
+  double learning_rate = 0.1;  // AdaGrad base rate
+  double adagrad_epsilon = 1e-3;  // initial accumulator (avoids huge first steps)
+  double l2 = 1e-5;            // per-step L2 shrinkage applied to touched coordinates
+  double max_abs_weight = 20;  // clip weights to keep logits finite
+};
+
+struct ClusterOptions {
+  int initial_clusters = 16;  // target of BootstrapClusters when not given
+  int kmeans_iterations = 30;
+  uint64_t seed = 42;
+};
+
+struct LimitOptions {
+  size_t max_id_bytes = 256;
+  size_t max_text_bytes = 1 << 20;
+  size_t max_sparse_features = 4096;
+  size_t max_batch_items = 10000;
+};
+
+struct EngineOptions {
+  EmbedOptions embed;
+  IndexOptions index;
+  ModelOptions model;
+  BlendOptions blend;
+  LearnOptions learn;
+  std::vector<RewardTerm> reward = DefaultRewardTerms();
+  ClusterOptions cluster;
+  LimitOptions limits;
+};
+
+// Checks every field; the message names the first bad one, e.g. "blend.k must be >= 1".
+Status ValidateOptions(const EngineOptions& options);
+
+}  // namespace dynspec

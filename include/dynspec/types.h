@@ -1,0 +1,122 @@
+// Plain value types shared by the engine, its storage interface and its callers.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace dynspec {
+
+// Ids are caller-chosen strings so they stay stable across processes and nodes.
+using ItemId = std::string;
+using ProviderId = std::string;
+using EventId = std::string;
+// Cluster ids are small integers chosen by the engine; stable across restarts.
+using ClusterId = uint32_t;
+
+// The request side of a prediction: optional dense features (exactly
+// ModelOptions::dense_dim values, or none) and optional sparse `name -> value` features that
+// are hashed with a sign into ModelOptions::sparse_dim slots. A bias is always added.
+struct Context {
+  std::vector<float> dense;
+  std::vector<std::pair<std::string, float>> sparse;
+};
+
+// What an item is made of. A non-empty `vector` is a precomputed embedding (for example a
+// CLIP vector computed elsewhere) and is used as is, after L2 normalization; otherwise
+// `text` is embedded by the engine's embedder.
+struct ItemContent {
+  std::string text;
+  std::vector<float> vector;
+};
+
+struct ItemInput {
+  ItemId id;
+  ProviderId provider;
+  ItemContent content;
+};
+
+// Observed responses by head name, e.g. {"click": 1, "dwell_seconds": 42}. Heads that were
+// not observed are simply absent; their models are not updated.
+using Responses = std::map<std::string, double>;
+
+// Per-item model state: for H heads and F context features, `weights` and `sq_grad`
+// (AdaGrad accumulators) hold H*F values, head-major. `head_counts[h]` counts observations
+// of head h; `evidence` counts feedback events. Empty `weights` means "not yet trained".
+struct ModelState {
+  std::vector<float> weights;
+  std::vector<float> sq_grad;
+  std::vector<double> head_counts;
+  double evidence = 0;
+};
+
+// One term of a blended prediction: which model contributed and with what weight.
+struct Contribution {
+  enum class Source { kSelf, kNeighbour, kClusterPrior };
+  Source source = Source::kNeighbour;
+  ItemId item_id;      // empty for the cluster prior
+  double similarity = 0;  // cosine similarity to the predicted item (1 for self)
+  double evidence = 0;    // feedback events behind that model
+  double weight = 0;      // normalized blend weight; all weights of a prediction sum to 1
+};
+
+struct Prediction {
+  ItemId item_id;  // empty for inline content
+  ClusterId cluster = 0;
+  // One value per configured head, in ModelOptions::heads order: a probability for binary
+  // heads, the predicted target (e.g. log1p seconds) for regression heads.
+  std::vector<double> heads;
+  std::vector<std::string> head_names;
+  double expected_reward = 0;
+  std::vector<Contribution> contributions;
+};
+
+struct FeedbackEvent {
+  EventId event_id;  // optional; when set, a repeated id is rejected (idempotency)
+  ItemId item_id;
+  Context context;
+  Responses responses;
+};
+
+struct FeedbackResult {
+  double reward = 0;
+  uint64_t item_version = 0;  // the item's model version after this update
+  bool item_joined_partition = false;  // first feedback: the item became a neighbour
+};
+
+struct ItemInfo {
+  ItemId id;
+  ProviderId provider;
+  ClusterId cluster = 0;
+  bool served = false;  // has feedback, so it is in its cluster's partition
+  uint64_t version = 0;
+  std::vector<float> embedding;
+  ModelState model;
+};
+
+struct ProviderInfo {
+  ProviderId id;
+  ClusterId cluster = 0;
+  uint64_t item_count = 0;
+};
+
+struct ClusterInfo {
+  ClusterId id = 0;
+  uint64_t provider_count = 0;
+  uint64_t item_count = 0;
+  uint64_t served_item_count = 0;  // items in its partition
+  double evidence = 0;             // feedback events seen by the cluster model
+};
+
+struct EngineStats {
+  uint64_t items = 0;
+  uint64_t served_items = 0;
+  uint64_t providers = 0;
+  uint64_t clusters = 0;
+  uint64_t feedback_events = 0;
+  uint64_t predictions = 0;
+};
+
+}  // namespace dynspec

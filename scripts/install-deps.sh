@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package dynspec needs to build, test and benchmark.
+# Used by README and .ci/run; safe to run again.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+  cmake g++ make ninja-build pkg-config ca-certificates \
+  libhnswlib-dev libeigen3-dev nlohmann-json3-dev libcli11-dev \
+  libspdlog-dev libfmt-dev zlib1g-dev \
+  libgtest-dev libgmock-dev googletest libbenchmark-dev \
+  clang-format >/dev/null

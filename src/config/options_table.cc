@@ -1,0 +1,195 @@
+#include "config/options_table.h"
+
+#include <charconv>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace dynspec {
+namespace {
+
+Status ParseError(const std::string& name, const std::string& text, const char* want) {
+  return Status::InvalidArgument("option " + name + ": '" + text + "' is not " + want);
+}
+
+template <typename T>
+Status ParseNumber(const std::string& name, const std::string& text, T* out) {
+  if constexpr (std::is_floating_point_v<T>) {
+    char* end = nullptr;
+    errno = 0;
+    const double v = std::strtod(text.c_str(), &end);
+    if (text.empty() || end != text.c_str() + text.size() || errno != 0 || !std::isfinite(v)) {
+      return ParseError(name, text, "a finite number");
+    }
+    *out = static_cast<T>(v);
+  } else {
+    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
+    if (text.empty() || ec != std::errc() || p != text.data() + text.size()) {
+      return ParseError(name, text, "an integer in range");
+    }
+  }
+  return Status::Ok();
+}
+
+std::string Num(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+std::vector<std::string> Split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (c == sep) {
+      out.push_back(cur);
+      cur.clear();
+    } else {
+      cur.push_back(c);
+    }
+  }
+  out.push_back(cur);
+  return out;
+}
+
+#define DYNSPEC_NUMBER_OPTION(path, help_text)                                        \
+  OptionEntry {                                                                       \
+    #path, help_text, [](const EngineOptions& o) { return Num(double(o.path)); },     \
+        [](EngineOptions& o, const std::string& t) {                                  \
+          return ParseNumber(#path, t, &o.path);                                      \
+        }                                                                             \
+  }
+
+std::vector<OptionEntry> BuildTable() {
+  std::vector<OptionEntry> t = {
+      DYNSPEC_NUMBER_OPTION(embed.dim, "embedding dimension D of the hashing text embedder"),
+      DYNSPEC_NUMBER_OPTION(embed.min_char_ngram, "shortest character n-gram"),
+      DYNSPEC_NUMBER_OPTION(embed.max_char_ngram, "longest character n-gram"),
+      DYNSPEC_NUMBER_OPTION(embed.char_ngram_weight, "weight of a word's character n-grams"),
+      DYNSPEC_NUMBER_OPTION(embed.word_bigram_weight, "weight of word bigrams"),
+      DYNSPEC_NUMBER_OPTION(index.hnsw_m, "HNSW graph degree M"),
+      DYNSPEC_NUMBER_OPTION(index.hnsw_ef_construction, "HNSW ef at construction"),
+      DYNSPEC_NUMBER_OPTION(index.hnsw_ef_search, "HNSW ef at search"),
+      DYNSPEC_NUMBER_OPTION(index.exact_search_max_items,
+                            "partitions up to this size are searched exactly"),
+      DYNSPEC_NUMBER_OPTION(model.dense_dim, "dense context features U_d"),
+      DYNSPEC_NUMBER_OPTION(model.sparse_dim, "hashed sparse context slots U_s"),
+      DYNSPEC_NUMBER_OPTION(blend.k, "neighbours blended per item"),
+      DYNSPEC_NUMBER_OPTION(blend.similarity_temperature,
+                            "neighbour weight exp((s-1)/temperature)"),
+      DYNSPEC_NUMBER_OPTION(blend.evidence_half, "evidence at which a neighbour has half weight"),
+      DYNSPEC_NUMBER_OPTION(blend.cluster_prior_weight, "weight of the cluster model in blends"),
+      DYNSPEC_NUMBER_OPTION(blend.self_shrinkage,
+                            "own evidence at which the item's own model has half weight"),
+      DYNSPEC_NUMBER_OPTION(blend.min_similarity, "neighbours below this cosine are ignored"),
+      DYNSPEC_NUMBER_OPTION(learn.learning_rate, "AdaGrad base learning rate"),
+      DYNSPEC_NUMBER_OPTION(learn.adagrad_epsilon, "initial AdaGrad accumulator"),
+      DYNSPEC_NUMBER_OPTION(learn.l2, "L2 regularization per step"),
+      DYNSPEC_NUMBER_OPTION(learn.max_abs_weight, "weights are clipped to +-this"),
+      DYNSPEC_NUMBER_OPTION(cluster.initial_clusters, "clusters of the content-only bootstrap"),
+      DYNSPEC_NUMBER_OPTION(cluster.kmeans_iterations, "k-means iterations at most"),
+      DYNSPEC_NUMBER_OPTION(cluster.seed, "k-means seed"),
+      DYNSPEC_NUMBER_OPTION(limits.max_id_bytes, "longest accepted id"),
+      DYNSPEC_NUMBER_OPTION(limits.max_text_bytes, "longest accepted content text"),
+      DYNSPEC_NUMBER_OPTION(limits.max_sparse_features, "most sparse context features"),
+      DYNSPEC_NUMBER_OPTION(limits.max_batch_items, "most items per ingest batch"),
+  };
+  t.push_back({"model.heads",
+               "response heads as name:binary|regression|regression_log1p, comma separated",
+               [](const EngineOptions& o) { return FormatHeads(o.model.heads); },
+               [](EngineOptions& o, const std::string& text) {
+                 DYNSPEC_ASSIGN_OR_RETURN(o.model.heads, ParseHeads(text));
+                 return Status::Ok();
+               }});
+  t.push_back({"reward", "reward terms as head=weight[@cap], comma separated",
+               [](const EngineOptions& o) { return FormatRewardTerms(o.reward); },
+               [](EngineOptions& o, const std::string& text) {
+                 DYNSPEC_ASSIGN_OR_RETURN(o.reward, ParseRewardTerms(text));
+                 return Status::Ok();
+               }});
+  return t;
+}
+
+}  // namespace
+
+const std::vector<OptionEntry>& EngineOptionTable() {
+  static const std::vector<OptionEntry> table = BuildTable();  // immutable after first use
+  return table;
+}
+
+Status SetEngineOption(EngineOptions& options, const std::string& name,
+                       const std::string& text) {
+  for (const auto& e : EngineOptionTable()) {
+    if (e.name == name) return e.set(options, text);
+  }
+  return Status::NotFound("unknown option '" + name + "'");
+}
+
+std::string EngineOptionsToJson(const EngineOptions& options) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& e : EngineOptionTable()) j[e.name] = e.get(options);
+  return j.dump(2);
+}
+
+Result<std::vector<HeadSpec>> ParseHeads(const std::string& text) {
+  std::vector<HeadSpec> heads;
+  for (const auto& part : Split(text, ',')) {
+    auto kv = Split(part, ':');
+    if (kv.size() != 2 || kv[0].empty()) {
+      return Status::InvalidArgument("option model.heads: '" + part +
+                                     "' is not name:binary|regression|regression_log1p");
+    }
+    HeadSpec h{kv[0], HeadKind::kBinary, false};
+    if (kv[1] == "regression") {
+      h.kind = HeadKind::kRegression;
+    } else if (kv[1] == "regression_log1p") {
+      h.kind = HeadKind::kRegression;
+      h.log1p_target = true;
+    } else if (kv[1] != "binary") {
+      return Status::InvalidArgument("option model.heads: unknown kind '" + kv[1] + "'");
+    }
+    heads.push_back(h);
+  }
+  return heads;
+}
+
+std::string FormatHeads(const std::vector<HeadSpec>& heads) {
+  std::string out;
+  for (const auto& h : heads) {
+    if (!out.empty()) out += ",";
+    out += h.name + ":" +
+           (h.kind == HeadKind::kBinary ? "binary"
+                                        : (h.log1p_target ? "regression_log1p" : "regression"));
+  }
+  return out;
+}
+
+Result<std::vector<RewardTerm>> ParseRewardTerms(const std::string& text) {
+  std::vector<RewardTerm> terms;
+  if (text.empty()) return terms;
+  for (const auto& part : Split(text, ',')) {
+    auto kv = Split(part, '=');
+    if (kv.size() != 2 || kv[0].empty()) {
+      return Status::InvalidArgument("option reward: '" + part + "' is not head=weight[@cap]");
+    }
+    RewardTerm t{kv[0], 1, 0};
+    auto wc = Split(kv[1], '@');
+    DYNSPEC_RETURN_IF_ERROR(ParseNumber("reward." + kv[0], wc[0], &t.weight));
+    if (wc.size() == 2) DYNSPEC_RETURN_IF_ERROR(ParseNumber("reward." + kv[0], wc[1], &t.cap));
+    if (wc.size() > 2) return Status::InvalidArgument("option reward: '" + part + "' has two caps");
+    terms.push_back(t);
+  }
+  return terms;
+}
+
+std::string FormatRewardTerms(const std::vector<RewardTerm>& terms) {
+  std::string out;
+  for (const auto& t : terms) {
+    if (!out.empty()) out += ",";
+    out += t.head + "=" + Num(t.weight);
+    if (t.cap > 0) out += "@" + Num(t.cap);
+  }
+  return out;
+}
+
+}  // namespace dynspec

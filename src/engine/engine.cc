@@ -1,0 +1,868 @@
+// The engine: the only place that wires embedder, partitions, models, learners, clustering
+// and the store together. See include/dynspec/engine.h for the contract.
+//
+// Locking (always acquired in this order, never the reverse):
+//   catalog_mu_ (shared for predict/feedback, exclusive for ingest/remove/cluster changes)
+//     -> ItemState::mu (one item's model; at most one held at a time)
+//       -> ClusterState::model_mu (the cluster's shared model)
+//         -> the partition's internal lock, events_mu_, reward_mu_ (leaf locks)
+// Item embeddings, providers and cluster membership change only under the exclusive catalog
+// lock, so readers holding it shared see them stable.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <map>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "cluster/kmeans.h"
+#include "common/vector_math.h"
+#include "dynspec/engine.h"
+#include "index/partition.h"
+#include "learn/reward.h"
+#include "learn/supervised.h"
+#include "model/blend.h"
+#include "model/features.h"
+#include "model/model.h"
+
+namespace dynspec {
+namespace {
+
+struct ItemState {
+  ItemId id;
+  uint64_t label = 0;
+  // Guarded by the exclusive catalog lock.
+  ProviderId provider;
+  std::vector<float> embedding;
+  // Guarded by mu.
+  mutable std::mutex mu;
+  bool served = false;
+  uint64_t version = 0;
+  ModelState model;
+};
+
+struct ProviderState {
+  ProviderId id;
+  ClusterId cluster = 0;
+  std::vector<double> centroid_sum;  // sum of its items' embeddings
+  std::set<uint64_t> items;          // labels
+};
+
+struct ClusterState {
+  ClusterId id = 0;
+  std::unique_ptr<Partition> partition;
+  std::vector<double> centroid_sum;  // guarded by the exclusive catalog lock
+  uint64_t item_count = 0;
+  std::set<ProviderId> providers;
+  mutable std::mutex model_mu;
+  ModelState model;  // guarded by model_mu
+};
+
+// A neighbour's contribution as read under its lock.
+struct NeighbourView {
+  const ItemState* item;
+  double similarity;
+  double evidence;
+  std::vector<double> outputs;
+};
+
+Status CheckId(const std::string& id, const char* field, size_t max_bytes) {
+  if (id.empty()) return Status::InvalidArgument(std::string(field) + " is empty");
+  if (id.size() > max_bytes) {
+    return Status::InvalidArgument(std::string(field) + " is " + std::to_string(id.size()) +
+                                   " bytes, limit is " + std::to_string(max_bytes));
+  }
+  for (unsigned char c : id) {
+    if (c < 0x20 || c == 0x7F) {
+      return Status::InvalidArgument(std::string(field) + " contains a control character");
+    }
+  }
+  return Status::Ok();
+}
+
+std::vector<float> NormalizedCentroid(const std::vector<double>& sum) {
+  std::vector<float> v(sum.begin(), sum.end());
+  if (!NormalizeInPlace(v, "centroid").ok()) v.clear();
+  return v;
+}
+
+void AddTo(std::vector<double>& sum, const std::vector<float>& v, double sign) {
+  if (sum.size() != v.size()) sum.assign(v.size(), 0.0);
+  for (size_t i = 0; i < v.size(); ++i) sum[i] += sign * v[i];
+}
+
+class EngineImpl final : public Engine {
+ public:
+  EngineImpl(const EngineOptions& options, std::unique_ptr<Store> store,
+             std::unique_ptr<Embedder> embedder, RewardFunction reward)
+      : options_(options),
+        store_(std::move(store)),
+        embedder_(std::move(embedder)),
+        encoder_(options.model, options.limits),
+        reward_(std::make_shared<const RewardFunction>(std::move(reward))) {
+    layout_.heads = options.model.heads;
+    layout_.width = encoder_.width();
+    for (size_t h = 0; h < layout_.heads.size(); ++h) head_index_[layout_.heads[h].name] = h;
+  }
+
+  Status Load() {
+    StoreBatch all;
+    DYNSPEC_RETURN_IF_ERROR(store_->LoadAll(&all).WithContext("loading the store"));
+    std::unique_lock lock(catalog_mu_);
+    for (const auto& c : all.put_clusters) {
+      if (!c.model.weights.empty() && !IsInitialized(layout_, c.model)) {
+        return Status::FailedPrecondition("stored model of cluster " + std::to_string(c.id) +
+                                          " does not match the configured heads and context");
+      }
+      ClusterState& cs = CreateCluster(c.id);
+      cs.model = c.model;
+    }
+    for (const auto& p : all.put_providers) {
+      if (!clusters_.count(p.cluster)) {
+        return Status::Corruption("provider '" + p.id + "' is in unknown cluster " +
+                                  std::to_string(p.cluster));
+      }
+      providers_[p.id].id = p.id;
+      providers_[p.id].cluster = p.cluster;
+      clusters_.at(p.cluster)->providers.insert(p.id);
+    }
+    for (const auto& r : all.put_items) {
+      if (static_cast<int>(r.embedding.size()) != embedder_->dim()) {
+        return Status::FailedPrecondition(
+            "stored item '" + r.id + "' has embedding dimension " +
+            std::to_string(r.embedding.size()) + " but the embedder has " +
+            std::to_string(embedder_->dim()));
+      }
+      if (!r.model.weights.empty() && !IsInitialized(layout_, r.model)) {
+        return Status::FailedPrecondition("stored model of item '" + r.id +
+                                          "' does not match the configured heads and context");
+      }
+      auto pit = providers_.find(r.provider);
+      if (pit == providers_.end()) {
+        return Status::Corruption("item '" + r.id + "' names unknown provider '" + r.provider +
+                                  "'");
+      }
+      auto item = std::make_shared<ItemState>();
+      item->id = r.id;
+      item->label = r.label;
+      item->provider = r.provider;
+      item->embedding = r.embedding;
+      item->served = r.served;
+      item->version = r.version;
+      item->model = r.model;
+      if (!by_label_.emplace(r.label, item).second) {
+        return Status::Corruption("two stored items share label " + std::to_string(r.label));
+      }
+      items_[r.id] = item;
+      next_label_ = std::max(next_label_, r.label + 1);
+      ClusterState& cs = *clusters_.at(pit->second.cluster);
+      AttachToProvider(*item, pit->second, cs);
+      if (item->served) {
+        DYNSPEC_RETURN_IF_ERROR(cs.partition->Add(item->label, item->embedding));
+      }
+      feedback_events_ += static_cast<uint64_t>(item->model.evidence);
+    }
+    events_.insert(all.seen_events.begin(), all.seen_events.end());
+    return Status::Ok();
+  }
+
+  // ---- ingest -------------------------------------------------------------------------
+
+  Status Ingest(const ItemInput& item) override { return IngestBatch({item}); }
+
+  Status IngestBatch(const std::vector<ItemInput>& items) override {
+    if (items.empty()) return Status::InvalidArgument("batch has no items");
+    if (items.size() > options_.limits.max_batch_items) {
+      return Status::InvalidArgument("batch has " + std::to_string(items.size()) +
+                                     " items, limit is " +
+                                     std::to_string(options_.limits.max_batch_items));
+    }
+    std::vector<std::vector<float>> vectors(items.size());
+    std::unordered_set<std::string> batch_ids;
+    for (size_t i = 0; i < items.size(); ++i) {
+      const std::string where = items.size() > 1 ? "items[" + std::to_string(i) + "]." : "";
+      DYNSPEC_RETURN_IF_ERROR(CheckId(items[i].id, (where + "id").c_str(),
+                                      options_.limits.max_id_bytes));
+      DYNSPEC_RETURN_IF_ERROR(CheckId(items[i].provider, (where + "provider").c_str(),
+                                      options_.limits.max_id_bytes));
+      if (!batch_ids.insert(items[i].id).second) {
+        return Status::InvalidArgument("batch names item '" + items[i].id + "' twice");
+      }
+      DYNSPEC_ASSIGN_OR_RETURN(vectors[i], EmbedContent(items[i].content, where + "content"));
+    }
+
+    std::unique_lock lock(catalog_mu_);
+    for (const auto& it : items) {
+      if (items_.count(it.id)) {
+        return Status::AlreadyExists("item '" + it.id + "' already exists");
+      }
+    }
+    // Plan: new providers and their clusters, decided before anything is written.
+    StoreBatch batch;
+    std::map<ProviderId, ClusterId> new_providers;
+    std::map<ClusterId, std::vector<double>> planned_sums;  // centroid sums incl. this batch
+    bool new_default_cluster = false;
+    for (size_t i = 0; i < items.size(); ++i) {
+      const ProviderId& p = items[i].provider;
+      if (providers_.count(p) || new_providers.count(p)) continue;
+      ClusterId c = 0;
+      if (clusters_.empty()) {
+        new_default_cluster = true;
+      } else {
+        c = NearestCluster(vectors[i]);
+      }
+      new_providers[p] = c;
+      batch.put_providers.push_back({p, c});
+    }
+    if (new_default_cluster) batch.put_clusters.push_back({0, ModelState()});
+    uint64_t label = next_label_;
+    for (size_t i = 0; i < items.size(); ++i) {
+      ItemRecord r;
+      r.id = items[i].id;
+      r.provider = items[i].provider;
+      r.label = label++;
+      r.embedding = vectors[i];
+      batch.put_items.push_back(std::move(r));
+    }
+    DYNSPEC_RETURN_IF_ERROR(store_->Commit(batch).WithContext("storing ingested items"));
+
+    // Committed: apply to memory (cannot fail from here on).
+    if (new_default_cluster) CreateCluster(0);
+    for (const auto& [p, c] : new_providers) {
+      ProviderState& ps = providers_[p];
+      ps.id = p;
+      ps.cluster = c;
+      clusters_.at(c)->providers.insert(p);
+    }
+    for (auto& r : batch.put_items) {
+      auto item = std::make_shared<ItemState>();
+      item->id = r.id;
+      item->label = r.label;
+      item->provider = r.provider;
+      item->embedding = std::move(r.embedding);
+      ProviderState& ps = providers_.at(item->provider);
+      AttachToProvider(*item, ps, *clusters_.at(ps.cluster));
+      by_label_[item->label] = item;
+      items_[item->id] = std::move(item);
+    }
+    next_label_ = label;
+    return Status::Ok();
+  }
+
+  Status UpdateContent(const ItemId& id, const ItemContent& content) override {
+    DYNSPEC_RETURN_IF_ERROR(CheckId(id, "id", options_.limits.max_id_bytes));
+    DYNSPEC_ASSIGN_OR_RETURN(std::vector<float> v, EmbedContent(content, "content"));
+    std::unique_lock lock(catalog_mu_);
+    auto it = items_.find(id);
+    if (it == items_.end()) return Status::NotFound("item '" + id + "' does not exist");
+    ItemState& item = *it->second;
+    ProviderState& ps = providers_.at(item.provider);
+    ClusterState& cs = *clusters_.at(ps.cluster);
+    std::lock_guard item_lock(item.mu);
+    ItemRecord r = RecordOf(item);
+    r.embedding = v;
+    DYNSPEC_RETURN_IF_ERROR(store_->Commit({.put_items = {r}}).WithContext("storing item"));
+    if (item.served) {
+      Status st = cs.partition->Update(item.label, v);
+      if (!st.ok()) return st.WithContext("updating the partition after a committed write");
+    }
+    AddTo(ps.centroid_sum, item.embedding, -1);
+    AddTo(cs.centroid_sum, item.embedding, -1);
+    item.embedding = std::move(v);
+    AddTo(ps.centroid_sum, item.embedding, +1);
+    AddTo(cs.centroid_sum, item.embedding, +1);
+    return Status::Ok();
+  }
+
+  Status Remove(const ItemId& id) override {
+    DYNSPEC_RETURN_IF_ERROR(CheckId(id, "id", options_.limits.max_id_bytes));
+    std::unique_lock lock(catalog_mu_);
+    auto it = items_.find(id);
+    if (it == items_.end()) return Status::NotFound("item '" + id + "' does not exist");
+    std::shared_ptr<ItemState> item = it->second;
+    DYNSPEC_RETURN_IF_ERROR(
+        store_->Commit({.delete_items = {id}}).WithContext("removing item"));
+    ProviderState& ps = providers_.at(item->provider);
+    ClusterState& cs = *clusters_.at(ps.cluster);
+    if (item->served) {
+      Status st = cs.partition->Remove(item->label);
+      if (!st.ok()) return st.WithContext("updating the partition after a committed delete");
+    }
+    DetachFromProvider(*item, ps, cs);
+    by_label_.erase(item->label);
+    items_.erase(it);
+    return Status::Ok();
+  }
+
+  // ---- predict ------------------------------------------------------------------------
+
+  Result<Prediction> Predict(const PredictRequest& request) const override {
+    DYNSPEC_ASSIGN_OR_RETURN(FeatureVector x, encoder_.Encode(request.context));
+    std::vector<float> inline_vector;
+    if (request.inline_content) {
+      if (!request.item_id.empty()) {
+        return Status::InvalidArgument("give either item_id or inline content, not both");
+      }
+      DYNSPEC_RETURN_IF_ERROR(
+          CheckId(request.inline_provider, "provider", options_.limits.max_id_bytes));
+      DYNSPEC_ASSIGN_OR_RETURN(inline_vector, EmbedContent(*request.inline_content, "content"));
+    } else {
+      DYNSPEC_RETURN_IF_ERROR(CheckId(request.item_id, "item_id", options_.limits.max_id_bytes));
+    }
+
+    std::shared_lock lock(catalog_mu_);
+    const ItemState* self = nullptr;
+    const ClusterState* cluster = nullptr;
+    std::span<const float> query;
+    if (request.inline_content) {
+      auto pit = providers_.find(request.inline_provider);
+      if (pit != providers_.end()) {
+        cluster = clusters_.at(pit->second.cluster).get();
+      } else if (!clusters_.empty()) {
+        cluster = clusters_.at(NearestCluster(inline_vector)).get();
+      }
+      query = inline_vector;
+    } else {
+      auto it = items_.find(request.item_id);
+      if (it == items_.end()) {
+        return Status::NotFound("item '" + request.item_id + "' does not exist");
+      }
+      self = it->second.get();
+      cluster = clusters_.at(providers_.at(self->provider).cluster).get();
+      query = self->embedding;
+    }
+
+    Prediction out;
+    out.item_id = request.item_id;
+    out.head_names.reserve(layout_.heads.size());
+    for (const auto& h : layout_.heads) out.head_names.push_back(h.name);
+    out.heads.assign(layout_.heads.size(), 0.0);
+    if (cluster == nullptr) {  // empty engine: an untrained model
+      PredictHeads(layout_, ModelState(), x, out.heads);
+      out.expected_reward = CurrentReward()->Expected(out.heads);
+      predictions_.fetch_add(1, std::memory_order_relaxed);
+      return out;
+    }
+    out.cluster = cluster->id;
+
+    DYNSPEC_ASSIGN_OR_RETURN(std::vector<NeighbourView> neighbours,
+                             ReadNeighbours(*cluster, query, self, x));
+    // Self and cluster prior, each read under its own lock.
+    std::vector<double> self_out(layout_.heads.size(), 0.0);
+    double self_evidence = 0;
+    bool has_self = false;
+    if (self != nullptr) {
+      std::lock_guard item_lock(self->mu);
+      if (IsInitialized(layout_, self->model) && self->model.evidence > 0) {
+        has_self = true;
+        self_evidence = self->model.evidence;
+        PredictHeads(layout_, self->model, x, self_out);
+      }
+    }
+    std::vector<double> cluster_out(layout_.heads.size(), 0.0);
+    double cluster_evidence = 0;
+    {
+      std::lock_guard model_lock(cluster->model_mu);
+      cluster_evidence = cluster->model.evidence;
+      PredictHeads(layout_, cluster->model, x, cluster_out);
+    }
+
+    std::vector<BlendCandidate> candidates;
+    candidates.reserve(neighbours.size());
+    for (const auto& n : neighbours) candidates.push_back({n.similarity, n.evidence});
+    const BlendWeights w =
+        ComputeBlendWeights(options_.blend, has_self, self_evidence, candidates, cluster_evidence);
+
+    if (w.empty()) {
+      PredictHeads(layout_, ModelState(), x, out.heads);
+    } else {
+      auto accumulate = [&](const std::vector<double>& part, double weight) {
+        for (size_t h = 0; h < out.heads.size(); ++h) out.heads[h] += weight * part[h];
+      };
+      if (w.self > 0) {
+        accumulate(self_out, w.self);
+        out.contributions.push_back(
+            {Contribution::Source::kSelf, self->id, 1.0, self_evidence, w.self});
+      }
+      for (size_t i = 0; i < neighbours.size(); ++i) {
+        if (w.neighbours[i] <= 0) continue;
+        accumulate(neighbours[i].outputs, w.neighbours[i]);
+        out.contributions.push_back({Contribution::Source::kNeighbour, neighbours[i].item->id,
+                                     neighbours[i].similarity, neighbours[i].evidence,
+                                     w.neighbours[i]});
+      }
+      if (w.cluster_prior > 0) {
+        accumulate(cluster_out, w.cluster_prior);
+        out.contributions.push_back({Contribution::Source::kClusterPrior, "", 0.0,
+                                     cluster_evidence, w.cluster_prior});
+      }
+    }
+    out.expected_reward = CurrentReward()->Expected(out.heads);
+    predictions_.fetch_add(1, std::memory_order_relaxed);
+    return out;
+  }
+
+  // ---- feedback -----------------------------------------------------------------------
+
+  Result<FeedbackResult> Feedback(const FeedbackEvent& event) override {
+    DYNSPEC_RETURN_IF_ERROR(CheckId(event.item_id, "item_id", options_.limits.max_id_bytes));
+    if (!event.event_id.empty()) {
+      DYNSPEC_RETURN_IF_ERROR(CheckId(event.event_id, "event_id", options_.limits.max_id_bytes));
+    }
+    if (event.responses.empty()) return Status::InvalidArgument("responses is empty");
+    std::vector<std::pair<size_t, double>> targets;
+    for (const auto& [name, value] : event.responses) {
+      auto hit = head_index_.find(name);
+      if (hit == head_index_.end()) {
+        return Status::InvalidArgument("responses names unknown head '" + name + "'");
+      }
+      DYNSPEC_ASSIGN_OR_RETURN(double target, HeadTarget(layout_.heads[hit->second], value));
+      targets.emplace_back(hit->second, target);
+    }
+    DYNSPEC_ASSIGN_OR_RETURN(FeatureVector x, encoder_.Encode(event.context));
+
+    std::shared_lock lock(catalog_mu_);
+    auto it = items_.find(event.item_id);
+    if (it == items_.end()) return Status::NotFound("item '" + event.item_id + "' does not exist");
+    ItemState& item = *it->second;
+    ClusterState& cluster = *clusters_.at(providers_.at(item.provider).cluster);
+
+    EventReservation reservation(this, event.event_id);
+    DYNSPEC_RETURN_IF_ERROR(reservation.status());
+
+    // A brand-new item's own model starts as the parameter blend of its neighbours and the
+    // cluster model, so it is never cold. Computed before taking the item lock (it reads
+    // other items' models under their own locks).
+    bool needs_init;
+    {
+      std::lock_guard item_lock(item.mu);
+      needs_init = !IsInitialized(layout_, item.model);
+    }
+    ModelState init;
+    if (needs_init) DYNSPEC_RETURN_IF_ERROR(BlendInitialModel(cluster, item, &init));
+
+    FeedbackResult result;
+    result.reward = CurrentReward()->Observed(event.responses);
+    std::lock_guard item_lock(item.mu);
+    std::lock_guard model_lock(cluster.model_mu);
+    ModelState model = IsInitialized(layout_, item.model) ? item.model : std::move(init);
+    if (!IsInitialized(layout_, model)) InitModel(layout_, options_.learn.adagrad_epsilon, &model);
+    ModelState cluster_model = cluster.model;
+    if (!IsInitialized(layout_, cluster_model)) {
+      InitModel(layout_, options_.learn.adagrad_epsilon, &cluster_model);
+    }
+    for (const auto& [head, target] : targets) {
+      SupervisedStep(options_.learn, layout_, head, target, x, &model);
+      SupervisedStep(options_.learn, layout_, head, target, x, &cluster_model);
+    }
+    model.evidence += 1;
+    cluster_model.evidence += 1;
+
+    ItemRecord record = RecordOf(item);
+    record.model = model;
+    record.served = true;
+    record.version = item.version + 1;
+    StoreBatch batch{.put_items = {record}, .put_clusters = {{cluster.id, cluster_model}}};
+    if (!event.event_id.empty()) batch.seen_events.push_back(event.event_id);
+    DYNSPEC_RETURN_IF_ERROR(store_->Commit(batch).WithContext("storing feedback"));
+
+    // Write back: the item's model, and on first feedback the item joins its partition so
+    // it serves as a neighbour for later items.
+    item.model = std::move(model);
+    item.version = record.version;
+    cluster.model = std::move(cluster_model);
+    if (!item.served) {
+      Status st = cluster.partition->Add(item.label, item.embedding);
+      if (!st.ok() && st.code() != StatusCode::kAlreadyExists) {
+        return st.WithContext("adding the item to its partition after a committed write");
+      }
+      item.served = true;
+      result.item_joined_partition = true;
+    }
+    reservation.Commit();
+    result.item_version = item.version;
+    feedback_events_.fetch_add(1, std::memory_order_relaxed);
+    return result;
+  }
+
+  // ---- reward, clusters, inspection ---------------------------------------------------
+
+  Status SetRewardTerms(const std::vector<RewardTerm>& terms) override {
+    DYNSPEC_ASSIGN_OR_RETURN(RewardFunction f, RewardFunction::Make(terms, layout_.heads));
+    std::lock_guard lock(reward_mu_);
+    reward_ = std::make_shared<const RewardFunction>(std::move(f));
+    return Status::Ok();
+  }
+
+  std::vector<RewardTerm> RewardTerms() const override { return CurrentReward()->terms(); }
+
+  Status BootstrapClusters(int target_clusters) override {
+    const int k = target_clusters > 0 ? target_clusters : options_.cluster.initial_clusters;
+    std::unique_lock lock(catalog_mu_);
+    if (feedback_events_.load() > 0) {
+      return Status::FailedPrecondition(
+          "initial clustering is only possible before any feedback; use re-clustering");
+    }
+    if (providers_.empty()) return Status::FailedPrecondition("there are no providers yet");
+    std::vector<const ProviderState*> order;
+    std::vector<std::vector<float>> points;
+    for (const auto& [id, p] : providers_) {
+      std::vector<float> c = NormalizedCentroid(p.centroid_sum);
+      if (c.empty()) continue;  // a provider whose items were all removed
+      order.push_back(&p);
+      points.push_back(std::move(c));
+    }
+    if (points.empty()) return Status::FailedPrecondition("no provider has items");
+    DYNSPEC_ASSIGN_OR_RETURN(KMeansResult km, SphericalKMeans(points, k,
+                                                             options_.cluster.kmeans_iterations,
+                                                             options_.cluster.seed));
+    StoreBatch batch;
+    std::map<ProviderId, ClusterId> assignment;
+    for (size_t i = 0; i < order.size(); ++i) {
+      assignment[order[i]->id] = static_cast<ClusterId>(km.assignment[i]);
+    }
+    for (const auto& [id, p] : providers_) {
+      // Providers without items go to cluster 0; they move when they bring content.
+      const ClusterId c = assignment.count(id) ? assignment[id] : 0;
+      batch.put_providers.push_back({id, c});
+    }
+    for (size_t c = 0; c < km.centroids.size(); ++c) {
+      batch.put_clusters.push_back({static_cast<ClusterId>(c), ModelState()});
+    }
+    for (const auto& [id, cs] : clusters_) {
+      if (id >= km.centroids.size()) batch.delete_clusters.push_back(id);
+    }
+    DYNSPEC_RETURN_IF_ERROR(store_->Commit(batch).WithContext("storing the initial clusters"));
+
+    clusters_.clear();
+    for (size_t c = 0; c < km.centroids.size(); ++c) CreateCluster(static_cast<ClusterId>(c));
+    for (const auto& pr : batch.put_providers) {
+      ProviderState& ps = providers_.at(pr.id);
+      ps.cluster = pr.cluster;
+      ClusterState& cs = *clusters_.at(pr.cluster);
+      cs.providers.insert(pr.id);
+      for (uint64_t label : ps.items) {
+        const ItemState& item = *by_label_.at(label);
+        AddTo(cs.centroid_sum, item.embedding, +1);
+        cs.item_count++;
+      }
+    }
+    return Status::Ok();
+  }
+
+  Status MoveProvider(const ProviderId& provider, ClusterId target) override {
+    DYNSPEC_RETURN_IF_ERROR(CheckId(provider, "provider", options_.limits.max_id_bytes));
+    std::unique_lock lock(catalog_mu_);
+    auto pit = providers_.find(provider);
+    if (pit == providers_.end()) {
+      return Status::NotFound("provider '" + provider + "' does not exist");
+    }
+    ProviderState& ps = pit->second;
+    if (ps.cluster == target) return Status::Ok();
+    StoreBatch batch{.put_providers = {{provider, target}}};
+    const bool new_cluster = !clusters_.count(target);
+    if (new_cluster) batch.put_clusters.push_back({target, ModelState()});
+    // One provider record carries the move: items take their cluster from their provider,
+    // so a crash can never leave an item in two partitions.
+    DYNSPEC_RETURN_IF_ERROR(store_->Commit(batch).WithContext("storing the provider move"));
+    if (new_cluster) CreateCluster(target);
+    ClusterState& from = *clusters_.at(ps.cluster);
+    ClusterState& to = *clusters_.at(target);
+    for (uint64_t label : ps.items) {
+      ItemState& item = *by_label_.at(label);
+      std::lock_guard item_lock(item.mu);
+      if (item.served) {
+        Status st = from.partition->Remove(label);
+        if (st.ok()) st = to.partition->Add(label, item.embedding);
+        if (!st.ok()) return st.WithContext("migrating item '" + item.id + "'");
+      }
+      AddTo(from.centroid_sum, item.embedding, -1);
+      AddTo(to.centroid_sum, item.embedding, +1);
+      from.item_count--;
+      to.item_count++;
+    }
+    from.providers.erase(provider);
+    to.providers.insert(provider);
+    ps.cluster = target;
+    return Status::Ok();
+  }
+
+  Result<ItemInfo> GetItem(const ItemId& id) const override {
+    std::shared_lock lock(catalog_mu_);
+    auto it = items_.find(id);
+    if (it == items_.end()) return Status::NotFound("item '" + id + "' does not exist");
+    const ItemState& item = *it->second;
+    ItemInfo info;
+    info.id = item.id;
+    info.provider = item.provider;
+    info.cluster = providers_.at(item.provider).cluster;
+    info.embedding = item.embedding;
+    std::lock_guard item_lock(item.mu);
+    info.served = item.served;
+    info.version = item.version;
+    info.model = item.model;
+    return info;
+  }
+
+  Result<ProviderInfo> GetProvider(const ProviderId& id) const override {
+    std::shared_lock lock(catalog_mu_);
+    auto it = providers_.find(id);
+    if (it == providers_.end()) return Status::NotFound("provider '" + id + "' does not exist");
+    return ProviderInfo{id, it->second.cluster, it->second.items.size()};
+  }
+
+  std::vector<ClusterInfo> ListClusters() const override {
+    std::shared_lock lock(catalog_mu_);
+    std::vector<ClusterInfo> out;
+    for (const auto& [id, cs] : clusters_) {
+      ClusterInfo info{id, cs->providers.size(), cs->item_count, cs->partition->size(), 0};
+      std::lock_guard model_lock(cs->model_mu);
+      info.evidence = cs->model.evidence;
+      out.push_back(info);
+    }
+    return out;
+  }
+
+  EngineStats Stats() const override {
+    std::shared_lock lock(catalog_mu_);
+    EngineStats s;
+    s.items = items_.size();
+    for (const auto& [id, cs] : clusters_) s.served_items += cs->partition->size();
+    s.providers = providers_.size();
+    s.clusters = clusters_.size();
+    s.feedback_events = feedback_events_.load();
+    s.predictions = predictions_.load();
+    return s;
+  }
+
+  const EngineOptions& options() const override { return options_; }
+  int embedding_dim() const override { return embedder_->dim(); }
+
+ private:
+  // Claims an event id for the duration of one feedback call so that two concurrent calls
+  // with the same id cannot both apply; released unless Commit() is called.
+  class EventReservation {
+   public:
+    EventReservation(EngineImpl* engine, const EventId& id) : engine_(engine), id_(id) {
+      if (id_.empty()) return;
+      std::lock_guard lock(engine_->events_mu_);
+      if (engine_->events_.count(id_)) {
+        status_ = Status::AlreadyExists("event '" + id_ + "' was already applied");
+      } else if (!engine_->pending_events_.insert(id_).second) {
+        status_ = Status::AlreadyExists("event '" + id_ + "' is being applied concurrently");
+      } else {
+        held_ = true;
+      }
+    }
+    ~EventReservation() {
+      if (!held_) return;
+      std::lock_guard lock(engine_->events_mu_);
+      engine_->pending_events_.erase(id_);
+      if (committed_) engine_->events_.insert(id_);
+    }
+    const Status& status() const { return status_; }
+    void Commit() { committed_ = true; }
+
+   private:
+    EngineImpl* engine_;
+    EventId id_;
+    Status status_;
+    bool held_ = false;
+    bool committed_ = false;
+  };
+
+  Result<std::vector<float>> EmbedContent(const ItemContent& content,
+                                          const std::string& field) const {
+    if (!content.vector.empty()) {
+      if (static_cast<int>(content.vector.size()) != embedder_->dim()) {
+        return Status::InvalidArgument(field + ".vector has " +
+                                       std::to_string(content.vector.size()) +
+                                       " values, expected " + std::to_string(embedder_->dim()));
+      }
+      DYNSPEC_RETURN_IF_ERROR(CheckFinite(content.vector, field + ".vector"));
+      std::vector<float> v = content.vector;
+      DYNSPEC_RETURN_IF_ERROR(NormalizeInPlace(v, field + ".vector"));
+      return v;
+    }
+    if (content.text.empty()) {
+      return Status::InvalidArgument(field + " has neither text nor vector");
+    }
+    if (content.text.size() > options_.limits.max_text_bytes) {
+      return Status::InvalidArgument(field + ".text is " + std::to_string(content.text.size()) +
+                                     " bytes, limit is " +
+                                     std::to_string(options_.limits.max_text_bytes));
+    }
+    auto v = embedder_->EmbedText(content.text);
+    if (!v.ok()) return v.status().WithContext(field + ".text");
+    if (static_cast<int>(v->size()) != embedder_->dim()) {
+      return Status::Internal("embedder returned a vector of the wrong dimension");
+    }
+    return v;
+  }
+
+  // Requires the exclusive catalog lock.
+  ClusterState& CreateCluster(ClusterId id) {
+    auto& slot = clusters_[id];
+    if (!slot) {
+      slot = std::make_unique<ClusterState>();
+      slot->id = id;
+      slot->partition = NewPartition(embedder_->dim(), options_.index);
+    }
+    return *slot;
+  }
+
+  // Requires the exclusive catalog lock.
+  void AttachToProvider(const ItemState& item, ProviderState& ps, ClusterState& cs) {
+    ps.items.insert(item.label);
+    AddTo(ps.centroid_sum, item.embedding, +1);
+    AddTo(cs.centroid_sum, item.embedding, +1);
+    cs.item_count++;
+  }
+  void DetachFromProvider(const ItemState& item, ProviderState& ps, ClusterState& cs) {
+    ps.items.erase(item.label);
+    AddTo(ps.centroid_sum, item.embedding, -1);
+    AddTo(cs.centroid_sum, item.embedding, -1);
+    cs.item_count--;
+  }
+
+  // The cluster whose content centroid is nearest to v (the first cluster when none has
+  // content yet). Requires the catalog lock (shared or exclusive) and a non-empty map.
+  ClusterId NearestCluster(std::span<const float> v) const {
+    ClusterId best = clusters_.begin()->first;
+    double best_sim = -2;
+    for (const auto& [id, cs] : clusters_) {
+      std::vector<float> c = NormalizedCentroid(cs->centroid_sum);
+      if (c.empty()) continue;
+      const double s = Dot(v, c);
+      if (s > best_sim) {
+        best_sim = s;
+        best = id;
+      }
+    }
+    return best;
+  }
+
+  // Searches the cluster's partition and reads each neighbour's evidence and predictions
+  // under its own lock. `self` (may be null) is excluded. Requires the shared catalog lock.
+  Result<std::vector<NeighbourView>> ReadNeighbours(const ClusterState& cluster,
+                                                    std::span<const float> query,
+                                                    const ItemState* self,
+                                                    const FeatureVector& x) const {
+    const size_t k = static_cast<size_t>(options_.blend.k);
+    DYNSPEC_ASSIGN_OR_RETURN(std::vector<Neighbour> found,
+                             cluster.partition->Search(query, k + (self ? 1 : 0)));
+    std::vector<NeighbourView> out;
+    out.reserve(found.size());
+    for (const auto& n : found) {
+      if (out.size() == k) break;
+      auto it = by_label_.find(n.label);
+      if (it == by_label_.end()) continue;  // cannot happen under the catalog lock
+      const ItemState* item = it->second.get();
+      if (item == self) continue;
+      NeighbourView view{item, n.similarity, 0, std::vector<double>(layout_.heads.size())};
+      {
+        std::lock_guard item_lock(item->mu);
+        view.evidence = item->model.evidence;
+        PredictHeads(layout_, item->model, x, view.outputs);
+      }
+      out.push_back(std::move(view));
+    }
+    return out;
+  }
+
+  // The parameter blend of the item's neighbours and its cluster model, with the same
+  // weights a prediction uses. Requires the shared catalog lock; takes item locks one at
+  // a time.
+  Status BlendInitialModel(const ClusterState& cluster, const ItemState& item,
+                           ModelState* out) const {
+    const size_t k = static_cast<size_t>(options_.blend.k);
+    DYNSPEC_ASSIGN_OR_RETURN(std::vector<Neighbour> found,
+                             cluster.partition->Search(item.embedding, k + 1));
+    std::vector<ModelState> models;
+    std::vector<BlendCandidate> candidates;
+    models.reserve(found.size() + 1);
+    for (const auto& n : found) {
+      if (models.size() == k) break;
+      const ItemState* other = by_label_.at(n.label).get();
+      if (other == &item) continue;
+      std::lock_guard other_lock(other->mu);
+      models.push_back(other->model);
+      candidates.push_back({n.similarity, other->model.evidence});
+    }
+    ModelState cluster_model;
+    {
+      std::lock_guard model_lock(cluster.model_mu);
+      cluster_model = cluster.model;
+    }
+    const BlendWeights w =
+        ComputeBlendWeights(options_.blend, false, 0, candidates, cluster_model.evidence);
+    std::vector<std::pair<const ModelState*, double>> parts;
+    for (size_t i = 0; i < models.size(); ++i) parts.emplace_back(&models[i], w.neighbours[i]);
+    parts.emplace_back(&cluster_model, w.cluster_prior);
+    BlendParameters(layout_, options_.learn.adagrad_epsilon, parts, out);
+    return Status::Ok();
+  }
+
+  // Requires item.mu and the shared catalog lock.
+  ItemRecord RecordOf(const ItemState& item) const {
+    ItemRecord r;
+    r.id = item.id;
+    r.provider = item.provider;
+    r.label = item.label;
+    r.served = item.served;
+    r.version = item.version;
+    r.embedding = item.embedding;
+    r.model = item.model;
+    return r;
+  }
+
+  std::shared_ptr<const RewardFunction> CurrentReward() const {
+    std::lock_guard lock(reward_mu_);
+    return reward_;
+  }
+
+  const EngineOptions options_;
+  const std::unique_ptr<Store> store_;
+  const std::unique_ptr<Embedder> embedder_;
+  const FeatureEncoder encoder_;
+  ModelLayout layout_;
+  std::unordered_map<std::string, size_t> head_index_;
+
+  mutable std::shared_mutex catalog_mu_;
+  std::unordered_map<ItemId, std::shared_ptr<ItemState>> items_;
+  std::unordered_map<uint64_t, std::shared_ptr<ItemState>> by_label_;
+  std::map<ProviderId, ProviderState> providers_;
+  std::map<ClusterId, std::unique_ptr<ClusterState>> clusters_;
+  uint64_t next_label_ = 0;
+
+  mutable std::mutex events_mu_;
+  std::unordered_set<EventId> events_;          // applied (bounded growth: see docs)
+  std::unordered_set<EventId> pending_events_;  // being applied right now
+
+  mutable std::mutex reward_mu_;
+  std::shared_ptr<const RewardFunction> reward_;
+
+  std::atomic<uint64_t> feedback_events_{0};
+  mutable std::atomic<uint64_t> predictions_{0};
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options,
+                                             std::unique_ptr<Store> store,
+                                             std::unique_ptr<Embedder> embedder) {
+  DYNSPEC_RETURN_IF_ERROR(ValidateOptions(options));
+  if (!store) store = NewMemoryStore();
+  if (!embedder) embedder = NewHashingTextEmbedder(options.embed);
+  DYNSPEC_ASSIGN_OR_RETURN(RewardFunction reward,
+                           RewardFunction::Make(options.reward, options.model.heads));
+  auto engine = std::make_unique<EngineImpl>(options, std::move(store), std::move(embedder),
+                                             std::move(reward));
+  DYNSPEC_RETURN_IF_ERROR(engine->Load());
+  return std::unique_ptr<Engine>(std::move(engine));
+}
+
+}  // namespace dynspec

@@ -1,0 +1,85 @@
+// Replay: streams a time-ordered event log through every strategy with progressive
+// validation (predict, then reveal, then learn) and scores each on the same events.
+//
+// Metrics for the evaluated binary head: log-loss, AUC and calibration, overall and on the
+// later half of the stream, and the same on cold events (an item's first
+// `cold_responses` responses). Tunable settings are chosen on the earlier half only
+// (TuneOnEarlierHalf); the later half is the reported result.
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "dynspec/options.h"
+#include "eval/events.h"
+#include "eval/metrics.h"
+
+namespace dynspec::eval {
+
+struct ReplayOptions {
+  EngineOptions engine;          // heads must include `head`
+  std::string head = "like";     // the binary head that is evaluated
+  int clusters = 16;             // initial clusters (content-only bootstrap)
+  int cold_responses = 5;
+  bool user_context = true;      // add the sparse feature "user=<id>" to each event's context
+  size_t limit = 0;              // replay only the first `limit` events (0 = all)
+  int curve_points = 100;        // points of the progressive log-loss curve
+  bool progress = false;         // show a progress bar on stderr
+  // Strategies to run, by name (empty = all: global, per_provider, static_cluster, per_item,
+  // dynamic).
+  std::vector<std::string> strategies;
+  // Learning rate per strategy name, overriding engine.learn.learning_rate.
+  std::map<std::string, double> learning_rates;
+};
+
+struct StrategyReport {
+  std::string name;
+  double learning_rate = 0;
+  BinaryMetrics all, later, cold, cold_later;
+  std::vector<std::pair<double, double>> curve;  // (events seen, cumulative log-loss)
+  double seconds = 0;
+};
+
+struct ReplayReport {
+  size_t events = 0;
+  size_t scored_events = 0;
+  size_t later_start = 0;  // index of the first event of the later half
+  size_t items = 0;
+  size_t providers = 0;
+  size_t clusters = 0;
+  double positive_rate = 0;
+  // Log-loss of the best constant in hindsight (the stream's positive rate): a floor any
+  // learned strategy must beat to have learned anything.
+  double constant_logloss_all = 0;
+  double constant_logloss_later = 0;
+  std::vector<StrategyReport> strategies;
+};
+
+std::vector<std::string> AllStrategyNames();
+
+Result<ReplayReport> RunReplay(const std::vector<ReplayEvent>& events,
+                               const ReplayOptions& options);
+
+struct TuneTrial {
+  std::string strategy;
+  std::string setting;
+  double earlier_half_logloss = 0;
+};
+struct TuneResult {
+  ReplayOptions chosen;
+  std::vector<TuneTrial> trials;
+};
+// Grid search on the earlier half of `events` only: the learning rate of every strategy,
+// then the dynamic strategy's blend settings. Returns `base` with the chosen values.
+Result<TuneResult> TuneOnEarlierHalf(const std::vector<ReplayEvent>& events,
+                                     const ReplayOptions& base);
+
+// Human-readable comparison table.
+std::string FormatReport(const ReplayReport& report);
+// Writes replay.json, replay.csv and replay_logloss.svg into `dir` (created if missing).
+Status WriteReport(const ReplayReport& report, const std::vector<TuneTrial>& trials,
+                   const std::string& dir);
+
+}  // namespace dynspec::eval

@@ -1,0 +1,47 @@
+// MemoryStore: the Store contract kept in process memory (nothing survives the process).
+// Used by tests, benchmarks and the replay; the durable store implements the same contract.
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "dynspec/store.h"
+
+namespace dynspec {
+namespace {
+
+class MemoryStore final : public Store {
+ public:
+  Status Commit(const StoreBatch& batch) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& id : batch.delete_items) items_.erase(id);
+    for (const auto& item : batch.put_items) items_[item.id] = item;
+    for (const auto& p : batch.put_providers) providers_[p.id] = p;
+    for (ClusterId id : batch.delete_clusters) clusters_.erase(id);
+    for (const auto& c : batch.put_clusters) clusters_[c.id] = c;
+    events_.insert(batch.seen_events.begin(), batch.seen_events.end());
+    return Status::Ok();
+  }
+
+  Status LoadAll(StoreBatch* out) const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    *out = StoreBatch();
+    for (const auto& [id, item] : items_) out->put_items.push_back(item);
+    for (const auto& [id, p] : providers_) out->put_providers.push_back(p);
+    for (const auto& [id, c] : clusters_) out->put_clusters.push_back(c);
+    out->seen_events.assign(events_.begin(), events_.end());
+    return Status::Ok();
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<ItemId, ItemRecord> items_;
+  std::map<ProviderId, ProviderRecord> providers_;
+  std::map<ClusterId, ClusterRecord> clusters_;
+  std::set<EventId> events_;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> NewMemoryStore() { return std::make_unique<MemoryStore>(); }
+
+}  // namespace dynspec

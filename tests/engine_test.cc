@@ -1,0 +1,323 @@
+// Engine end to end: ingest, cluster bootstrap, predict with explanations, feedback and
+// write-back, own-model dominance, reward changes, provider moves, restart from the store,
+// and bad input that must change nothing.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <numeric>
+
+#include "dynspec/engine.h"
+
+namespace dynspec {
+namespace {
+
+// Forwards to a store that outlives the engine, so a test can reopen an engine over it,
+// and can be told to fail commits.
+class TestStore final : public Store {
+ public:
+  explicit TestStore(std::shared_ptr<Store> inner, std::shared_ptr<bool> fail = nullptr)
+      : inner_(std::move(inner)), fail_(std::move(fail)) {}
+  Status Commit(const StoreBatch& batch) override {
+    if (fail_ && *fail_) return Status::IoError("injected commit failure");
+    return inner_->Commit(batch);
+  }
+  Status LoadAll(StoreBatch* out) const override { return inner_->LoadAll(out); }
+
+ private:
+  std::shared_ptr<Store> inner_;
+  std::shared_ptr<bool> fail_;
+};
+
+EngineOptions SmallOptions() {
+  EngineOptions o;
+  o.embed.dim = 64;
+  o.blend.k = 4;
+  return o;
+}
+
+const std::vector<std::pair<std::string, std::string>> kMusic = {
+    {"m1", "guitar magazine with guitar lessons, gear reviews and songs for guitarists"},
+    {"m2", "guitar player lessons and gear reviews for every guitarist"},
+    {"m3", "bass guitar and guitar gear reviews, lessons and songs"},
+};
+const std::vector<std::pair<std::string, std::string>> kFood = {
+    {"f1", "healthy recipes, cooking tips and kitchen ideas for families"},
+    {"f2", "quick family recipes and cooking ideas for busy kitchens"},
+    {"f3", "baking recipes, desserts and cooking techniques for home kitchens"},
+};
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    backing_ = NewMemoryStore();
+    fail_ = std::make_shared<bool>(false);
+    Reopen();
+    for (const auto& [id, text] : kMusic) ASSERT_TRUE(engine_->Ingest({id, "MusicCo", {text}}).ok());
+    for (const auto& [id, text] : kFood) ASSERT_TRUE(engine_->Ingest({id, "FoodCo", {text}}).ok());
+    ASSERT_TRUE(engine_->BootstrapClusters(2).ok());
+  }
+  void Reopen() {
+    engine_.reset();
+    auto e = Engine::Open(SmallOptions(), std::make_unique<TestStore>(backing_, fail_));
+    ASSERT_TRUE(e.ok()) << e.status().ToString();
+    engine_ = std::move(e).value();
+  }
+  void Like(const std::string& item, double like, int times) {
+    for (int i = 0; i < times; ++i) {
+      auto r = engine_->Feedback({"", item, {}, {{"like", like}}});
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+    }
+  }
+  Prediction Predict(const std::string& item) {
+    auto p = engine_->Predict({item});
+    EXPECT_TRUE(p.ok()) << p.status().ToString();
+    return p.ok() ? *p : Prediction();
+  }
+  static double Like(const Prediction& p) { return p.heads[1]; }
+
+  std::shared_ptr<Store> backing_;
+  std::shared_ptr<bool> fail_;
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(EngineTest, BootstrapSeparatesProvidersByContent) {
+  auto music = engine_->GetProvider("MusicCo");
+  auto food = engine_->GetProvider("FoodCo");
+  ASSERT_TRUE(music.ok() && food.ok());
+  EXPECT_NE(music->cluster, food->cluster);
+  EXPECT_EQ(music->item_count, 3u);
+  EXPECT_EQ(engine_->ListClusters().size(), 2u);
+}
+
+TEST_F(EngineTest, ColdItemIsPredictedFromServedNeighboursWithExplanations) {
+  const double cold = Like(Predict("m2"));
+  EXPECT_NEAR(cold, 0.5, 1e-9);  // nothing learned anywhere yet
+  Like("m1", 1, 30);
+  auto info = engine_->GetItem("m1");
+  ASSERT_TRUE(info.ok());
+  EXPECT_TRUE(info->served);
+  EXPECT_EQ(info->model.evidence, 30);
+
+  Prediction p = Predict("m2");
+  // m2 borrows m1's learned preference (the cluster model learned the same events).
+  EXPECT_GT(Like(p), 0.65);
+  EXPECT_NEAR(Like(p), Like(Predict("m1")), 0.1);
+  double total = 0;
+  bool saw_m1 = false;
+  for (const auto& c : p.contributions) {
+    total += c.weight;
+    if (c.item_id == "m1") {
+      saw_m1 = true;
+      EXPECT_EQ(c.source, Contribution::Source::kNeighbour);
+      EXPECT_GT(c.similarity, 0.2);
+      EXPECT_EQ(c.evidence, 30);
+    }
+    EXPECT_NE(c.source, Contribution::Source::kSelf);  // m2 has no evidence of its own
+  }
+  EXPECT_TRUE(saw_m1);
+  EXPECT_NEAR(total, 1.0, 1e-9);
+  // The other cluster learned nothing from MusicCo's feedback.
+  EXPECT_NEAR(Like(Predict("f1")), 0.5, 1e-9);
+}
+
+TEST_F(EngineTest, NewItemsOwnModelStartsFromTheBlendAndThenDominates) {
+  Like("m1", 1, 40);
+  Like("m2", 0, 1);
+  auto m2 = engine_->GetItem("m2");
+  ASSERT_TRUE(m2.ok());
+  // Initialized from m1's (positive) weights, then one negative step: still positive bias.
+  EXPECT_GT(m2->model.weights[1 * (1 + 64)], 0.0f);
+  Like("m2", 0, 200);
+  Prediction p = Predict("m2");
+  EXPECT_LT(Like(p), 0.3);
+  ASSERT_FALSE(p.contributions.empty());
+  EXPECT_EQ(p.contributions[0].source, Contribution::Source::kSelf);
+  EXPECT_GT(p.contributions[0].weight, 0.9);
+}
+
+TEST_F(EngineTest, InlineContentUsesTheProvidersClusterWithoutStoringAnything) {
+  Like("f1", 1, 20);
+  PredictRequest req;
+  req.inline_content = ItemContent{"family dinner recipes and cooking", {}};
+  req.inline_provider = "FoodCo";
+  auto p = engine_->Predict(req);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_GT(Like(*p), 0.6);
+  // An unknown provider goes to the nearest cluster by content.
+  req.inline_provider = "NewKitchenMag";
+  auto q = engine_->Predict(req);
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(q->cluster, engine_->GetProvider("FoodCo")->cluster);
+  EXPECT_EQ(engine_->Stats().items, 6u);
+  EXPECT_FALSE(engine_->GetProvider("NewKitchenMag").ok());
+}
+
+TEST_F(EngineTest, NewProviderJoinsTheNearestCluster) {
+  ASSERT_TRUE(engine_->Ingest({"x1", "Chef Weekly", {"recipes and cooking for the kitchen"}}).ok());
+  EXPECT_EQ(engine_->GetProvider("Chef Weekly")->cluster, engine_->GetProvider("FoodCo")->cluster);
+}
+
+TEST_F(EngineTest, ChangingRewardKeepsModels) {
+  Like("m1", 1, 10);
+  const auto before = engine_->GetItem("m1")->model.weights;
+  const double r1 = Predict("m1").expected_reward;
+  ASSERT_TRUE(engine_->SetRewardTerms({{"like", 10, 0}}).ok());
+  EXPECT_EQ(engine_->GetItem("m1")->model.weights, before);
+  const Prediction p = Predict("m1");
+  EXPECT_NEAR(p.expected_reward, 10 * Like(p), 1e-9);
+  EXPECT_NE(p.expected_reward, r1);
+  EXPECT_FALSE(engine_->SetRewardTerms({{"bogus", 1, 0}}).ok());
+  EXPECT_EQ(engine_->RewardTerms().size(), 1u);
+}
+
+TEST_F(EngineTest, MoveProviderMigratesItemsWithTheirModels) {
+  Like("m1", 1, 10);
+  const ClusterId food = engine_->GetProvider("FoodCo")->cluster;
+  const auto weights = engine_->GetItem("m1")->model.weights;
+  ASSERT_TRUE(engine_->MoveProvider("MusicCo", food).ok());
+  EXPECT_EQ(engine_->GetItem("m1")->cluster, food);
+  EXPECT_EQ(engine_->GetItem("m1")->model.weights, weights);
+  size_t served = 0;
+  for (const auto& c : engine_->ListClusters()) {
+    if (c.id == food) served = c.served_item_count;
+  }
+  EXPECT_EQ(served, 1u);
+  EXPECT_FALSE(engine_->MoveProvider("Nobody", food).ok());
+  EXPECT_FALSE(engine_->BootstrapClusters(2).ok());  // feedback exists now
+}
+
+TEST_F(EngineTest, RestartRecoversModelsAndPredictions) {
+  Like("m1", 1, 15);
+  Like("f2", 0, 15);
+  ASSERT_TRUE(engine_->Feedback({"evt-1", "m3", {}, {{"like", 1}}}).ok());
+  const Prediction before = Predict("m2");
+  const auto m1 = engine_->GetItem("m1")->model.weights;
+  Reopen();
+  EXPECT_EQ(engine_->GetItem("m1")->model.weights, m1);
+  const Prediction after = Predict("m2");
+  EXPECT_EQ(after.heads, before.heads);
+  ASSERT_EQ(after.contributions.size(), before.contributions.size());
+  for (size_t i = 0; i < after.contributions.size(); ++i) {
+    EXPECT_EQ(after.contributions[i].item_id, before.contributions[i].item_id);
+    EXPECT_DOUBLE_EQ(after.contributions[i].weight, before.contributions[i].weight);
+  }
+  // Event ids stay applied across a restart.
+  EXPECT_EQ(engine_->Feedback({"evt-1", "m3", {}, {{"like", 1}}}).status().code(),
+            StatusCode::kAlreadyExists);
+  EXPECT_EQ(engine_->Stats().feedback_events, 31u);
+}
+
+// ---- bad input changes nothing -------------------------------------------------------
+
+TEST_F(EngineTest, BadIngestIsRejectedWithANamedField) {
+  const EngineStats before = engine_->Stats();
+  auto expect_bad = [&](const ItemInput& in, const std::string& needle) {
+    Status st = engine_->Ingest(in);
+    EXPECT_FALSE(st.ok());
+    EXPECT_NE(st.message().find(needle), std::string::npos) << st.ToString();
+  };
+  expect_bad({"", "P", {"text"}}, "id is empty");
+  expect_bad({"a", "", {"text"}}, "provider is empty");
+  expect_bad({"a", "P", {""}}, "neither text nor vector");
+  expect_bad({"a", "P", {"...!"}}, "no words");
+  expect_bad({"a", "P", {"", std::vector<float>(63, 1.0f)}}, "63 values, expected 64");
+  std::vector<float> nan(64, 1.0f);
+  nan[5] = NAN;
+  expect_bad({"a", "P", {"", nan}}, "vector[5] is not finite");
+  expect_bad({"a", "P", {"", std::vector<float>(64, 0.0f)}}, "zero or non-finite norm");
+  expect_bad({"m1", "MusicCo", {"duplicate"}}, "already exists");
+  expect_bad({std::string(300, 'x'), "P", {"text"}}, "limit is 256");
+  expect_bad({"bad\nid", "P", {"text"}}, "control character");
+  // A batch with one bad item adds none of them.
+  Status st = engine_->IngestBatch({{"ok1", "P", {"fine text"}}, {"ok2", "P", {""}}});
+  EXPECT_NE(st.message().find("items[1].content"), std::string::npos) << st.ToString();
+  st = engine_->IngestBatch({{"d", "P", {"one"}}, {"d", "P", {"two"}}});
+  EXPECT_NE(st.message().find("twice"), std::string::npos);
+  const EngineStats after = engine_->Stats();
+  EXPECT_EQ(after.items, before.items);
+  EXPECT_EQ(after.providers, before.providers);
+  EXPECT_FALSE(engine_->GetItem("ok1").ok());
+}
+
+TEST_F(EngineTest, BadFeedbackIsRejectedAndChangesNothing) {
+  Like("m1", 1, 3);
+  const auto before = engine_->GetItem("m1")->model;
+  auto expect_bad = [&](const FeedbackEvent& e, StatusCode code, const std::string& needle) {
+    auto r = engine_->Feedback(e);
+    EXPECT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), code) << r.status().ToString();
+    EXPECT_NE(r.status().message().find(needle), std::string::npos) << r.status().ToString();
+  };
+  expect_bad({"", "nope", {}, {{"like", 1}}}, StatusCode::kNotFound, "item 'nope'");
+  expect_bad({"", "m1", {}, {}}, StatusCode::kInvalidArgument, "responses is empty");
+  expect_bad({"", "m1", {}, {{"likes", 1}}}, StatusCode::kInvalidArgument, "unknown head 'likes'");
+  expect_bad({"", "m1", {}, {{"like", 3}}}, StatusCode::kInvalidArgument, "must be in [0, 1]");
+  expect_bad({"", "m1", {}, {{"like", NAN}}}, StatusCode::kInvalidArgument, "not finite");
+  expect_bad({"", "m1", {}, {{"dwell_seconds", -4}}}, StatusCode::kInvalidArgument, ">= 0");
+  Context bad;
+  bad.dense = {1.0f};
+  expect_bad({"", "m1", bad, {{"like", 1}}}, StatusCode::kInvalidArgument, "context.dense");
+  ASSERT_TRUE(engine_->Feedback({"e1", "m1", {}, {{"like", 1}}}).ok());
+  const auto after_e1 = engine_->GetItem("m1")->model;
+  expect_bad({"e1", "m1", {}, {{"like", 1}}}, StatusCode::kAlreadyExists, "already applied");
+  EXPECT_EQ(engine_->GetItem("m1")->model.weights, after_e1.weights);
+  EXPECT_EQ(after_e1.evidence, before.evidence + 1);
+}
+
+TEST_F(EngineTest, StoreFailureLeavesMemoryUntouched) {
+  Like("m1", 1, 3);
+  const auto model = engine_->GetItem("m1")->model;
+  const auto stats = engine_->Stats();
+  *fail_ = true;
+  EXPECT_EQ(engine_->Feedback({"e9", "m1", {}, {{"like", 0}}}).status().code(),
+            StatusCode::kIoError);
+  EXPECT_FALSE(engine_->Ingest({"new", "MusicCo", {"guitar news"}}).ok());
+  EXPECT_FALSE(engine_->Remove("m2").ok());
+  EXPECT_FALSE(engine_->MoveProvider("MusicCo", 7).ok());
+  *fail_ = false;
+  EXPECT_EQ(engine_->GetItem("m1")->model.weights, model.weights);
+  EXPECT_EQ(engine_->Stats().items, stats.items);
+  EXPECT_EQ(engine_->Stats().clusters, stats.clusters);
+  // The failed event id was not consumed.
+  EXPECT_TRUE(engine_->Feedback({"e9", "m1", {}, {{"like", 0}}}).ok());
+}
+
+TEST_F(EngineTest, RemoveAndUpdateContent) {
+  Like("m1", 1, 5);
+  ASSERT_TRUE(engine_->UpdateContent("m1", {"guitar amplifiers and pedals"}).ok());
+  EXPECT_EQ(engine_->GetItem("m1")->model.evidence, 5);
+  ASSERT_TRUE(engine_->Remove("m1").ok());
+  EXPECT_EQ(engine_->GetItem("m1").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(engine_->Remove("m1").code(), StatusCode::kNotFound);
+  for (const auto& c : Predict("m2").contributions) EXPECT_NE(c.item_id, "m1");
+  EXPECT_EQ(engine_->UpdateContent("m1", {"x"}).code(), StatusCode::kNotFound);
+}
+
+TEST(EngineOpen, RejectsBadOptions) {
+  EngineOptions o;
+  o.blend.k = 0;
+  auto e = Engine::Open(o);
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("blend.k"), std::string::npos);
+  o = EngineOptions();
+  o.reward = {{"missing_head", 1, 0}};
+  EXPECT_FALSE(Engine::Open(o).ok());
+}
+
+TEST(EngineOpen, RefusesAStoreWithAnotherEmbeddingDimension) {
+  std::shared_ptr<Store> backing = NewMemoryStore();
+  EngineOptions o;
+  o.embed.dim = 32;
+  {
+    auto e = Engine::Open(o, std::make_unique<TestStore>(backing));
+    ASSERT_TRUE(e.ok());
+    ASSERT_TRUE((*e)->Ingest({"a", "p", {"some text"}}).ok());
+  }
+  o.embed.dim = 64;
+  auto e = Engine::Open(o, std::make_unique<TestStore>(backing));
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("embedding dimension 32"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace dynspec
