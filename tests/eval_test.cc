@@ -33,9 +33,8 @@ class TempDir {
  public:
   TempDir() {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() /
-            ("dynspec_eval_test_" + std::to_string(getpid()) + "_" + info->test_suite_name() +
-             "_" + info->name());
+    path_ = fs::temp_directory_path() / ("dynspec_eval_test_" + std::to_string(getpid()) + "_" +
+                                         info->test_suite_name() + "_" + info->name());
     fs::remove_all(path_);
     fs::create_directories(path_);
   }
@@ -87,8 +86,8 @@ std::vector<ReplayEvent> SampleEvents() {
   v[0].responses = {{"like", 1}, {"dwell_seconds", 42.5}};
   v[0].context.dense = {0.5f, 1.0f};
   v[0].context.sparse = {{"zeta", 1.0f}, {"alpha", -0.25f}};  // order must survive
-  v[1].timestamp = 1005177600;  // equal timestamps are fine
-  v[1].item = "B0001";          // provider/text optional after the first event
+  v[1].timestamp = 1005177600;                                // equal timestamps are fine
+  v[1].item = "B0001";  // provider/text optional after the first event
   v[1].responses = {{"like", 0}};
   v[2].timestamp = 1005177700;
   v[2].user = "U2";
@@ -137,14 +136,14 @@ TEST(EventsTest, JsonlRoundTrip) {
 
 TEST(EventsTest, ReadsDocumentedJsonlExample) {
   TempDir dir;
-  const std::string path = dir.Write(
-      "ex.JSONL",
-      "{\"ts\":1005177600,\"user\":\"U1\",\"item\":\"B0001\",\"provider\":\"Hearst\","
-      "\"text\":\"Cooking, travel\",\"responses\":{\"like\":1},"
-      "\"context\":{\"dense\":[0.5,1.0],\"sparse\":{\"country=us\":1.0}}}\r\n"
-      "\n"
-      "   \n"
-      "{\"item\":\"B0001\",\"ts\":1005177601,\"responses\":{\"like\":0,\"dwell\":3}}\n");
+  const std::string path =
+      dir.Write("ex.JSONL",
+                "{\"ts\":1005177600,\"user\":\"U1\",\"item\":\"B0001\",\"provider\":\"Hearst\","
+                "\"text\":\"Cooking, travel\",\"responses\":{\"like\":1},"
+                "\"context\":{\"dense\":[0.5,1.0],\"sparse\":{\"country=us\":1.0}}}\r\n"
+                "\n"
+                "   \n"
+                "{\"item\":\"B0001\",\"ts\":1005177601,\"responses\":{\"like\":0,\"dwell\":3}}\n");
   auto r = ReadEvents(path);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ASSERT_EQ(r->size(), 2u);
@@ -156,16 +155,28 @@ TEST(EventsTest, ReadsDocumentedJsonlExample) {
   EXPECT_EQ((*r)[1].responses.at("dwell"), 3.0);
 }
 
+TEST(EventsTest, NanInsideStringsIsText) {
+  TempDir dir;
+  auto r = ReadEvents(dir.Write("s.jsonl",
+                                "{\"ts\":1,\"item\":\"NaN\",\"provider\":\"Infinity\",\"text\":"
+                                "\"say \\\"NaN\\\" -Infinity 1e999\","
+                                "\"responses\":{\"NaN\":1e308}}\n"));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ((*r)[0].item, "NaN");
+  EXPECT_EQ((*r)[0].text, "say \"NaN\" -Infinity 1e999");
+  EXPECT_EQ((*r)[0].responses.at("NaN"), 1e308);
+}
+
 TEST(EventsTest, CsvWithQuotesAndNewlines) {
   TempDir dir;
-  const std::string path = dir.Write(
-      "events.csv",
-      "\xEF\xBB\xBFts,user,item,provider,text,like,dwell\r\n"
-      "100,U1,B1,\"Hearst, Inc.\",\"He said \"\"hi\"\"\",1,\r\n"
-      "100,U2,B2,Conde,\"line one\nline two, with comma\",0,12.5\n"
-      "\n"
-      "101,,B1,,,,3\n"
-      "102,U3,\"B3\",P3,plain text,1,\"\"");  // no newline at the end
+  const std::string path =
+      dir.Write("events.csv",
+                "\xEF\xBB\xBFts,user,item,provider,text,like,dwell\r\n"
+                "100,U1,B1,\"Hearst, Inc.\",\"He said \"\"hi\"\"\",1,\r\n"
+                "100,U2,B2,Conde,\"line one\nline two, with comma\",0,12.5\n"
+                "\n"
+                "101,,B1,,,,3\n"
+                "102,U3,\"B3\",P3,plain text,1,\"\"");  // no newline at the end
   auto r = ReadEvents(path);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ASSERT_EQ(r->size(), 4u);
@@ -197,8 +208,7 @@ TEST(EventsTest, CsvErrorsNameLineAndField) {
               {"e.csv:3", "expected 6 fields, got 5"});
   ExpectError(ReadEvents(dir.Write("f.csv", header + "1,U,B,P,t,yes\n")),
               {"f.csv:2", "\"like\"", "finite number"});
-  ExpectError(ReadEvents(dir.Write("g.csv", header + "1,U,B,P,t,nan\n")),
-              {"g.csv:2", "\"like\""});
+  ExpectError(ReadEvents(dir.Write("g.csv", header + "1,U,B,P,t,nan\n")), {"g.csv:2", "\"like\""});
   ExpectError(ReadEvents(dir.Write("h.csv", header + "1,U,B,P,t,1\n2,U,B,P,\"open\n")),
               {"h.csv:3", "unterminated"});
   ExpectError(ReadEvents(dir.Write("i.csv", header + "1,U,B,P,t,\n")),
@@ -225,64 +235,86 @@ TEST(EventsTest, JsonlErrorsNameLineAndField) {
   ExpectError(ReadEvents(write("bad.jsonl", "{\"ts\":2,\"item\":\"B\",")), {"bad.jsonl:2", "JSON"});
   ExpectError(ReadEvents(write("arr.jsonl", "[1,2]")), {"arr.jsonl:2", "object"});
   // Unknown key, named.
-  ExpectError(ReadEvents(write("unk.jsonl", "{\"ts\":2,\"item\":\"B\",\"clicks\":1,"
-                                            "\"responses\":{\"like\":1}}")),
+  ExpectError(ReadEvents(write("unk.jsonl",
+                               "{\"ts\":2,\"item\":\"B\",\"clicks\":1,"
+                               "\"responses\":{\"like\":1}}")),
               {"unk.jsonl:2", "\"clicks\"", "unknown key"});
-  ExpectError(
-      ReadEvents(write("unk2.jsonl", "{\"ts\":2,\"item\":\"B\",\"responses\":{\"like\":1},"
-                                     "\"context\":{\"dense\":[1],\"extra\":2}}")),
-      {"unk2.jsonl:2", "\"context.extra\"", "unknown key"});
+  ExpectError(ReadEvents(write("unk2.jsonl",
+                               "{\"ts\":2,\"item\":\"B\",\"responses\":{\"like\":1},"
+                               "\"context\":{\"dense\":[1],\"extra\":2}}")),
+              {"unk2.jsonl:2", "\"context.extra\"", "unknown key"});
   // NaN / Infinity / overflow.
-  ExpectError(ReadEvents(write("nan.jsonl", "{\"ts\":2,\"item\":\"B\",\"responses\":{\"like\":NaN}}")),
-              {"nan.jsonl:2", "NaN"});
-  ExpectError(ReadEvents(write("inf.jsonl", "{\"ts\":2,\"item\":\"B\",\"vector\":[-Infinity],"
-                                            "\"responses\":{\"like\":1}}")),
-              {"inf.jsonl:2", "finite"});
-  ExpectError(ReadEvents(write("big.jsonl", "{\"ts\":2,\"item\":\"B\",\"responses\":{\"like\":1e999}}")),
-              {"big.jsonl:2", "finite"});
-  ExpectError(ReadEvents(write("fl.jsonl", "{\"ts\":2,\"item\":\"B\",\"vector\":[1e300],"
-                                           "\"responses\":{\"like\":1}}")),
+  ExpectError(
+      ReadEvents(write("nan.jsonl", "{\"ts\":2,\"item\":\"B\",\"responses\":{\"like\":NaN}}")),
+      {"nan.jsonl:2", "\"responses.like\"", "not a finite number"});
+  ExpectError(
+      ReadEvents(write("tsnan.jsonl", "{\"ts\":NaN,\"item\":\"B\",\"responses\":{\"like\":1}}")),
+      {"tsnan.jsonl:2", "\"ts\"", "non-finite"});
+  ExpectError(
+      ReadEvents(write("nanbad.jsonl", "{\"ts\":2,\"item\":\"B\",\"responses\":{\"like\":NaN}")),
+      {"nanbad.jsonl:2", "invalid JSON"});
+  ExpectError(ReadEvents(write("inf.jsonl",
+                               "{\"ts\":2,\"item\":\"B\",\"vector\":[-Infinity],"
+                               "\"responses\":{\"like\":1}}")),
+              {"inf.jsonl:2", "\"vector[0]\"", "not a finite number"});
+  ExpectError(
+      ReadEvents(write("big.jsonl", "{\"ts\":2,\"item\":\"B\",\"responses\":{\"like\":1e999}}")),
+      {"big.jsonl:2", "\"responses.like\"", "not a finite number"});
+  ExpectError(ReadEvents(write("fl.jsonl",
+                               "{\"ts\":2,\"item\":\"B\",\"vector\":[1e300],"
+                               "\"responses\":{\"like\":1}}")),
               {"fl.jsonl:2", "\"vector[0]\"", "float range"});
   // Missing / empty item.
   ExpectError(ReadEvents(write("noitem.jsonl", "{\"ts\":2,\"responses\":{\"like\":1}}")),
               {"noitem.jsonl:2", "\"item\"", "missing"});
-  ExpectError(ReadEvents(write("emptyitem.jsonl", "{\"ts\":2,\"item\":\"\",\"responses\":{\"like\":1}}")),
-              {"emptyitem.jsonl:2", "\"item\"", "empty"});
+  ExpectError(
+      ReadEvents(write("emptyitem.jsonl", "{\"ts\":2,\"item\":\"\",\"responses\":{\"like\":1}}")),
+      {"emptyitem.jsonl:2", "\"item\"", "empty"});
   // Decreasing timestamp.
-  ExpectError(ReadEvents(write("dec.jsonl", "{\"ts\":0,\"item\":\"B\",\"responses\":{\"like\":1}}")),
-              {"dec.jsonl:2", "\"ts\"", "before the previous"});
+  ExpectError(
+      ReadEvents(write("dec.jsonl", "{\"ts\":0,\"item\":\"B\",\"responses\":{\"like\":1}}")),
+      {"dec.jsonl:2", "\"ts\"", "before the previous"});
   // Empty or missing responses.
   ExpectError(ReadEvents(write("empty.jsonl", "{\"ts\":2,\"item\":\"B\",\"responses\":{}}")),
               {"empty.jsonl:2", "\"responses\"", "empty"});
   ExpectError(ReadEvents(write("nores.jsonl", "{\"ts\":2,\"item\":\"B\"}")),
               {"nores.jsonl:2", "\"responses\"", "missing"});
   // Wrong types.
-  ExpectError(ReadEvents(write("tsstr.jsonl", "{\"ts\":\"2\",\"item\":\"B\",\"responses\":{\"like\":1}}")),
-              {"tsstr.jsonl:2", "\"ts\"", "integer"});
-  ExpectError(ReadEvents(write("tsflt.jsonl", "{\"ts\":2.5,\"item\":\"B\",\"responses\":{\"like\":1}}")),
-              {"tsflt.jsonl:2", "\"ts\"", "integer"});
-  ExpectError(ReadEvents(write("itemnum.jsonl", "{\"ts\":2,\"item\":7,\"responses\":{\"like\":1}}")),
-              {"itemnum.jsonl:2", "\"item\"", "string"});
-  ExpectError(ReadEvents(write("resstr.jsonl", "{\"ts\":2,\"item\":\"B\",\"responses\":{\"like\":\"1\"}}")),
-              {"resstr.jsonl:2", "\"responses.like\"", "number"});
-  ExpectError(ReadEvents(write("vec.jsonl", "{\"ts\":2,\"item\":\"B\",\"vector\":[1,\"x\"],"
-                                            "\"responses\":{\"like\":1}}")),
+  ExpectError(
+      ReadEvents(write("tsstr.jsonl", "{\"ts\":\"2\",\"item\":\"B\",\"responses\":{\"like\":1}}")),
+      {"tsstr.jsonl:2", "\"ts\"", "integer"});
+  ExpectError(
+      ReadEvents(write("tsflt.jsonl", "{\"ts\":2.5,\"item\":\"B\",\"responses\":{\"like\":1}}")),
+      {"tsflt.jsonl:2", "\"ts\"", "integer"});
+  ExpectError(
+      ReadEvents(write("itemnum.jsonl", "{\"ts\":2,\"item\":7,\"responses\":{\"like\":1}}")),
+      {"itemnum.jsonl:2", "\"item\"", "string"});
+  ExpectError(
+      ReadEvents(write("resstr.jsonl", "{\"ts\":2,\"item\":\"B\",\"responses\":{\"like\":\"1\"}}")),
+      {"resstr.jsonl:2", "\"responses.like\"", "number"});
+  ExpectError(ReadEvents(write("vec.jsonl",
+                               "{\"ts\":2,\"item\":\"B\",\"vector\":[1,\"x\"],"
+                               "\"responses\":{\"like\":1}}")),
               {"vec.jsonl:2", "\"vector[1]\""});
-  ExpectError(ReadEvents(write("sparse.jsonl", "{\"ts\":2,\"item\":\"B\",\"responses\":{\"like\":1},"
-                                               "\"context\":{\"sparse\":[1]}}")),
+  ExpectError(ReadEvents(write("sparse.jsonl",
+                               "{\"ts\":2,\"item\":\"B\",\"responses\":{\"like\":1},"
+                               "\"context\":{\"sparse\":[1]}}")),
               {"sparse.jsonl:2", "\"context.sparse\""});
   // Missing ts, duplicate key.
   ExpectError(ReadEvents(write("nots.jsonl", "{\"item\":\"B\",\"responses\":{\"like\":1}}")),
               {"nots.jsonl:2", "\"ts\"", "missing"});
-  ExpectError(ReadEvents(write("dup.jsonl", "{\"ts\":2,\"item\":\"B\",\"item\":\"C\","
-                                            "\"responses\":{\"like\":1}}")),
+  ExpectError(ReadEvents(write("dup.jsonl",
+                               "{\"ts\":2,\"item\":\"B\",\"item\":\"C\","
+                               "\"responses\":{\"like\":1}}")),
               {"dup.jsonl:2", "\"item\"", "duplicate"});
   // First event of an item without provider, or without text or vector.
-  ExpectError(ReadEvents(write("noprov.jsonl", "{\"ts\":2,\"item\":\"C\",\"text\":\"t\","
-                                               "\"responses\":{\"like\":1}}")),
+  ExpectError(ReadEvents(write("noprov.jsonl",
+                               "{\"ts\":2,\"item\":\"C\",\"text\":\"t\","
+                               "\"responses\":{\"like\":1}}")),
               {"noprov.jsonl:2", "\"provider\"", "first event"});
-  ExpectError(ReadEvents(write("notext.jsonl", "{\"ts\":2,\"item\":\"C\",\"provider\":\"P\","
-                                               "\"responses\":{\"like\":1}}")),
+  ExpectError(ReadEvents(write("notext.jsonl",
+                               "{\"ts\":2,\"item\":\"C\",\"provider\":\"P\","
+                               "\"responses\":{\"like\":1}}")),
               {"notext.jsonl:2", "\"text\"", "first event"});
   // File problems.
   ExpectError(ReadEvents(dir.Path("missing.jsonl")), {"missing.jsonl"}, StatusCode::kIoError);
@@ -331,9 +363,9 @@ const std::string kAmazonDir = std::string(DYNSPEC_DATA_DIR) + "/amazon_magazine
 
 TEST(AmazonTest, ConvertsRealData) {
   AmazonStats stats;
-  auto r = ConvertAmazon(kAmazonDir + "/Magazine_Subscriptions.csv",
-                         kAmazonDir + "/meta_Magazine_Subscriptions.json.gz", AmazonOptions{},
-                         &stats);
+  auto r =
+      ConvertAmazon(kAmazonDir + "/Magazine_Subscriptions.csv",
+                    kAmazonDir + "/meta_Magazine_Subscriptions.json.gz", AmazonOptions{}, &stats);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   const auto& events = *r;
   // Counts checked independently with Python (csv + gzip + json modules) and awk.
@@ -341,7 +373,8 @@ TEST(AmazonTest, ConvertsRealData) {
   EXPECT_EQ(stats.dropped_no_meta, 4470u);
   EXPECT_EQ(stats.dropped_no_brand, 1469u);
   EXPECT_EQ(stats.ratings_kept, 83750u);
-  EXPECT_EQ(stats.ratings_read, stats.ratings_kept + stats.dropped_no_meta + stats.dropped_no_brand);
+  EXPECT_EQ(stats.ratings_read,
+            stats.ratings_kept + stats.dropped_no_meta + stats.dropped_no_brand);
   EXPECT_EQ(stats.items, 2173u);
   EXPECT_EQ(stats.providers, 947u);
   ASSERT_EQ(events.size(), 83750u);
@@ -376,9 +409,10 @@ TEST(AmazonTest, ConvertsRealData) {
     if (e.item != "B00005N7NQ") continue;
     EXPECT_EQ(e.provider, "Reason Magazine");
     EXPECT_EQ(e.text.rfind("REASON is edited for people interested in economic", 0), 0u) << e.text;
-    EXPECT_TRUE(Contains(e.text, "cultural commentary. ; Professional & Educational Journals ; "
-                                 "Professional & Trade ; Humanities & Social Sciences ; "
-                                 "Economics & Economic Theory"))
+    EXPECT_TRUE(Contains(e.text,
+                         "cultural commentary. ; Professional & Educational Journals ; "
+                         "Professional & Trade ; Humanities & Social Sciences ; "
+                         "Economics & Economic Theory"))
         << e.text;
     EXPECT_FALSE(Contains(e.text, "Magazine Subscriptions"));
   }
@@ -477,8 +511,9 @@ TEST(AmazonTest, Errors) {
               {"r2.csv:2", "4 fields"});
   ExpectError(ConvertAmazon(dir.Write("r3.csv", "A1,u1,5.0,1\nA1,u2,five,2\n"), meta, {}, nullptr),
               {"r3.csv:2", "\"rating\""});
-  ExpectError(ConvertAmazon(dir.Write("r4.csv", "A1,u1,5.0,1\n\nA1,u2,5.0,2.5\n"), meta, {}, nullptr),
-              {"r4.csv:3", "\"unix_time\""});
+  ExpectError(
+      ConvertAmazon(dir.Write("r4.csv", "A1,u1,5.0,1\n\nA1,u2,5.0,2.5\n"), meta, {}, nullptr),
+      {"r4.csv:3", "\"unix_time\""});
   const std::string bad_meta = dir.Path("bad.json.gz");
   WriteGz(bad_meta, "{\"asin\":\"A1\",\"brand\":\"B\"}\n{\"asin\":\"A2\",\n");
   ExpectError(ConvertAmazon(ratings, bad_meta, {}, nullptr), {"bad.json.gz:2", "JSON"});

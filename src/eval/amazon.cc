@@ -88,14 +88,14 @@ void AppendUtf8(uint32_t cp, std::string* out) {
 // anything else is left as written.
 std::string DecodeEntities(const std::string& s) {
   static const std::unordered_map<std::string, uint32_t> kNamed = {
-      {"amp", '&'},       {"lt", '<'},         {"gt", '>'},         {"quot", '"'},
-      {"apos", '\''},     {"nbsp", ' '},       {"rsquo", 0x2019},   {"lsquo", 0x2018},
-      {"rdquo", 0x201D},  {"ldquo", 0x201C},   {"mdash", 0x2014},   {"ndash", 0x2013},
-      {"bull", 0x2022},   {"hellip", 0x2026},  {"eacute", 0xE9},    {"egrave", 0xE8},
-      {"ecirc", 0xEA},    {"aacute", 0xE1},    {"agrave", 0xE0},    {"iacute", 0xED},
-      {"oacute", 0xF3},   {"uacute", 0xFA},    {"ntilde", 0xF1},    {"ccedil", 0xE7},
-      {"auml", 0xE4},     {"ouml", 0xF6},      {"uuml", 0xFC},      {"copy", 0xA9},
-      {"reg", 0xAE},      {"trade", 0x2122},   {"deg", 0xB0},       {"frac12", 0xBD}};
+      {"amp", '&'},      {"lt", '<'},        {"gt", '>'},       {"quot", '"'},
+      {"apos", '\''},    {"nbsp", ' '},      {"rsquo", 0x2019}, {"lsquo", 0x2018},
+      {"rdquo", 0x201D}, {"ldquo", 0x201C},  {"mdash", 0x2014}, {"ndash", 0x2013},
+      {"bull", 0x2022},  {"hellip", 0x2026}, {"eacute", 0xE9},  {"egrave", 0xE8},
+      {"ecirc", 0xEA},   {"aacute", 0xE1},   {"agrave", 0xE0},  {"iacute", 0xED},
+      {"oacute", 0xF3},  {"uacute", 0xFA},   {"ntilde", 0xF1},  {"ccedil", 0xE7},
+      {"auml", 0xE4},    {"ouml", 0xF6},     {"uuml", 0xFC},    {"copy", 0xA9},
+      {"reg", 0xAE},     {"trade", 0x2122},  {"deg", 0xB0},     {"frac12", 0xBD}};
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
@@ -333,9 +333,9 @@ Result<std::vector<ReplayEvent>> ConvertAmazon(const std::string& ratings_csv,
       start = comma + 1;
     }
     if (count != 4) {
-      return LineError(ratings_csv, line_no, "",
-                       "expected 4 fields (asin,user,rating,unix_time), got " +
-                           std::to_string(count));
+      return LineError(
+          ratings_csv, line_no, "",
+          "expected 4 fields (asin,user,rating,unix_time), got " + std::to_string(count));
     }
     ++st.ratings_read;
     if (fields[0].empty()) return LineError(ratings_csv, line_no, "asin", "empty");
@@ -380,9 +380,8 @@ Result<std::vector<ReplayEvent>> ConvertAmazon(const std::string& ratings_csv,
   // Stable sort by time through an index, so the (large) events move only once.
   std::vector<size_t> order(events.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return events[a].timestamp < events[b].timestamp;
-  });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return events[a].timestamp < events[b].timestamp; });
   std::vector<ReplayEvent> sorted;
   sorted.reserve(events.size());
   for (size_t i : order) sorted.push_back(std::move(events[i]));

@@ -38,7 +38,8 @@ std::string Lower(std::string s) {
 }
 
 bool EndsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 Result<std::string> ReadWholeFile(const std::string& path) {
@@ -65,8 +66,9 @@ Status ValidateSequence(const std::vector<ReplayEvent>& events, Where where) {
     }
     if (seen.insert(e.item).second) {
       if (e.provider.empty()) {
-        return Status::InvalidArgument(where(i) + ": field \"provider\": required on the first "
-                                                  "event of item \"" +
+        return Status::InvalidArgument(where(i) +
+                                       ": field \"provider\": required on the first "
+                                       "event of item \"" +
                                        e.item + "\"");
       }
       if (e.text.empty() && e.vector.empty()) {
@@ -83,27 +85,64 @@ Status ValidateSequence(const std::vector<ReplayEvent>& events, Where where) {
 // ---------------------------------------------------------------------------------------------
 // JSON lines
 
-// True when `line` holds a NaN or Infinity token outside of strings (as written by, e.g.,
-// Python's json.dumps), so a parse error can say what is wrong.
-bool HasNonFiniteToken(const std::string& line) {
-  bool in_string = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    char c = line[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
+// Non-finite numbers are not JSON, but some writers emit them (Python's json.dumps writes
+// NaN and Infinity) and huge literals such as 1e999 overflow. To report such a value by its
+// field, the line is parsed a second time with each of them replaced by this marker string.
+constexpr const char* kNonFiniteMarker = R"(\u0001dynspec:non-finite\u0001)";  // JSON escapes
+
+// Returns `line` with NaN, Infinity, -Infinity and overflowing number literals outside of
+// strings replaced by the marker; *replaced says whether there was any.
+std::string MarkNonFinite(const std::string& line, bool* replaced) {
+  *replaced = false;
+  std::string out;
+  out.reserve(line.size() + 32);
+  const size_t n = line.size();
+  size_t i = 0;
+  while (i < n) {
+    const char c = line[i];
+    if (c == '"') {  // copy the string literal as is
+      size_t j = i + 1;
+      while (j < n && line[j] != '"') j += line[j] == '\\' ? 2 : 1;
+      j = std::min(j + 1, n);
+      out.append(line, i, j - i);
+      i = j;
       continue;
     }
-    if (c == '"') {
-      in_string = true;
-    } else if (line.compare(i, 3, "NaN") == 0 || line.compare(i, 8, "Infinity") == 0) {
-      return true;
+    size_t len = 0;
+    if (line.compare(i, 3, "NaN") == 0) {
+      len = 3;
+    } else if (line.compare(i, 8, "Infinity") == 0) {
+      len = 8;
+    } else if (line.compare(i, 9, "-Infinity") == 0) {
+      len = 9;
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+      size_t j = i + 1;
+      while (j < n && (std::isdigit(static_cast<unsigned char>(line[j])) || line[j] == '.' ||
+                       line[j] == 'e' || line[j] == 'E' || line[j] == '+' || line[j] == '-')) {
+        ++j;
+      }
+      const std::string number = line.substr(i, j - i);
+      char* end = nullptr;
+      const double d = std::strtod(number.c_str(), &end);
+      if (end == number.c_str() + number.size() && std::isinf(d)) len = j - i;
+      if (len == 0) {
+        out.append(number);
+        i = j;
+        continue;
+      }
+    }
+    if (len > 0) {
+      out += '"';
+      out += kNonFiniteMarker;
+      out += '"';
+      i += len;
+      *replaced = true;
+    } else {
+      out.push_back(c);
+      ++i;
     }
   }
-  return false;
+  return out;
 }
 
 class JsonlLineParser {
@@ -128,17 +167,27 @@ class JsonlLineParser {
     };
     try {
       doc = Json::parse(text, callback);
-    } catch (const nlohmann::json::out_of_range&) {
-      return LineError(path_, line_, "invalid JSON: a number is out of range (not finite)");
     } catch (const nlohmann::json::exception& e) {
-      if (HasNonFiniteToken(text)) {
-        return LineError(path_, line_,
-                         "invalid JSON: NaN/Infinity are not JSON numbers (values must be finite)");
+      // Retry with non-finite numbers marked, so the error can name their field.
+      bool replaced = false;
+      const std::string marked = MarkNonFinite(text, &replaced);
+      bool reparsed = false;
+      if (replaced) {
+        keys.clear();
+        duplicate.clear();
+        try {
+          doc = Json::parse(marked, callback);
+          reparsed = true;
+          marked_ = true;
+        } catch (const nlohmann::json::exception&) {
+        }
       }
-      std::string what = e.what();
-      size_t at = what.find("parse error");
-      return LineError(path_, line_,
-                       "invalid JSON: " + (at == std::string::npos ? what : what.substr(at)));
+      if (!reparsed) {
+        std::string what = e.what();
+        size_t at = what.find("parse error");
+        return LineError(path_, line_,
+                         "invalid JSON: " + (at == std::string::npos ? what : what.substr(at)));
+      }
     }
     if (!duplicate.empty()) return FieldError(path_, line_, duplicate, "duplicate key");
     if (!doc.is_object()) return LineError(path_, line_, "expected a JSON object");
@@ -174,9 +223,9 @@ class JsonlLineParser {
       return FieldError(path_, line_, "item", doc.contains("item") ? "empty" : "missing");
     }
     if (e.responses.empty()) {
-      return FieldError(path_, line_, "responses",
-                        doc.contains("responses") ? "empty (at least one head is required)"
-                                                  : "missing");
+      return FieldError(
+          path_, line_, "responses",
+          doc.contains("responses") ? "empty (at least one head is required)" : "missing");
     }
     *out = std::move(e);
     return Status::Ok();
@@ -196,12 +245,11 @@ class JsonlLineParser {
       *out = static_cast<int64_t>(u);
       return Status::Ok();
     }
-    return FieldError(path_, line_, field,
-                      std::string("expected an integer, got ") + TypeName(v));
+    return FieldError(path_, line_, field, std::string("expected an integer, got ") + TypeName(v));
   }
 
   Status GetString(Json& v, const std::string& field, std::string* out) {
-    if (!v.is_string()) {
+    if (!v.is_string() || IsNonFiniteMarker(v)) {
       return FieldError(path_, line_, field, std::string("expected a string, got ") + TypeName(v));
     }
     *out = std::move(v.get_ref<std::string&>());
@@ -209,6 +257,11 @@ class JsonlLineParser {
   }
 
   Status GetNumber(const Json& v, const std::string& field, double* out) {
+    if (IsNonFiniteMarker(v)) {
+      return FieldError(path_, line_, field,
+                        "not a finite number (NaN, Infinity and out-of-range values are not "
+                        "allowed)");
+    }
     if (!v.is_number()) {
       return FieldError(path_, line_, field, std::string("expected a number, got ") + TypeName(v));
     }
@@ -245,9 +298,9 @@ class JsonlLineParser {
 
   Status GetResponses(const Json& v, Responses* out) {
     if (!v.is_object()) {
-      return FieldError(path_, line_, "responses",
-                        std::string("expected an object of head name -> number, got ") +
-                            TypeName(v));
+      return FieldError(
+          path_, line_, "responses",
+          std::string("expected an object of head name -> number, got ") + TypeName(v));
     }
     for (auto it = v.begin(); it != v.end(); ++it) {
       if (it.key().empty()) return FieldError(path_, line_, "responses", "empty head name");
@@ -269,9 +322,9 @@ class JsonlLineParser {
       } else if (it.key() == "sparse") {
         const Json& s = it.value();
         if (!s.is_object()) {
-          return FieldError(path_, line_, "context.sparse",
-                            std::string("expected an object of name -> number, got ") +
-                                TypeName(s));
+          return FieldError(
+              path_, line_, "context.sparse",
+              std::string("expected an object of name -> number, got ") + TypeName(s));
         }
         for (auto jt = s.begin(); jt != s.end(); ++jt) {
           if (jt.key().empty()) {
@@ -288,7 +341,14 @@ class JsonlLineParser {
     return Status::Ok();
   }
 
-  static const char* TypeName(const Json& v) {
+  // True for a value that MarkNonFinite put in place of a non-finite number.
+  bool IsNonFiniteMarker(const Json& v) const {
+    return marked_ && v.is_string() &&
+           v.get_ref<const std::string&>() == "\001dynspec:non-finite\001";
+  }
+
+  const char* TypeName(const Json& v) const {
+    if (IsNonFiniteMarker(v)) return "a non-finite number";
     if (v.is_number_float()) return "a non-integer number";
     if (v.is_number()) return "a number";
     return v.type_name();
@@ -296,6 +356,7 @@ class JsonlLineParser {
 
   const std::string& path_;
   size_t line_;
+  bool marked_ = false;  // the line was re-parsed with non-finite numbers marked
 };
 
 bool IsBlank(const std::string& s) {
@@ -422,13 +483,27 @@ void AppendJsonString(std::string* out, const std::string& s) {
     out->append(s, run, i - run);
     run = i + 1;
     switch (c) {
-      case '"': *out += "\\\""; break;
-      case '\\': *out += "\\\\"; break;
-      case '\n': *out += "\\n"; break;
-      case '\r': *out += "\\r"; break;
-      case '\t': *out += "\\t"; break;
-      case '\b': *out += "\\b"; break;
-      case '\f': *out += "\\f"; break;
+      case '"':
+        *out += "\\\"";
+        break;
+      case '\\':
+        *out += "\\\\";
+        break;
+      case '\n':
+        *out += "\\n";
+        break;
+      case '\r':
+        *out += "\\r";
+        break;
+      case '\t':
+        *out += "\\t";
+        break;
+      case '\b':
+        *out += "\\b";
+        break;
+      case '\f':
+        *out += "\\f";
+        break;
       default:
         *out += "\\u00";
         out->push_back(kHex[c >> 4]);
@@ -615,8 +690,8 @@ Result<std::vector<ReplayEvent>> ReadEventsJsonl(const std::string& path) {
     events.push_back(std::move(e));
     lines.push_back(line_no);
   }
-  DYNSPEC_RETURN_IF_ERROR(ValidateSequence(
-      events, [&](size_t i) { return path + ":" + std::to_string(lines[i]); }));
+  DYNSPEC_RETURN_IF_ERROR(
+      ValidateSequence(events, [&](size_t i) { return path + ":" + std::to_string(lines[i]); }));
   return events;
 }
 

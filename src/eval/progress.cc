@@ -87,10 +87,9 @@ std::string ProgressBar::FormatLine(const std::string& label, uint64_t done, uin
   if (final) {
     line += "  done in " + FormatDuration(elapsed_s);
   } else if (total > 0) {
-    const double eta =
-        done >= total ? 0.0
-                      : (rate > 0 ? static_cast<double>(total - done) / rate
-                                  : std::numeric_limits<double>::quiet_NaN());
+    const double eta = done >= total ? 0.0
+                                     : (rate > 0 ? static_cast<double>(total - done) / rate
+                                                 : std::numeric_limits<double>::quiet_NaN());
     line += "  ETA " + FormatDuration(eta);
   } else {
     line += "  elapsed " + FormatDuration(elapsed_s);

@@ -59,7 +59,16 @@ Axis MakeAxis(Range r, int target_ticks) {
   a.step = NiceStep((r.hi - r.lo) / std::max(1, target_ticks - 1));
   a.lo = std::floor(r.lo / a.step + 1e-9) * a.step;
   a.hi = std::ceil(r.hi / a.step - 1e-9) * a.step;
-  const int n = static_cast<int>(std::llround((a.hi - a.lo) / a.step));
+  const double count = (a.hi - a.lo) / a.step;
+  if (!std::isfinite(count) || count < 1 || count > 100 || !(a.hi > a.lo)) {
+    // Extreme ranges (near the limits of double): plain end points.
+    a.lo = r.lo;
+    a.hi = r.hi;
+    a.step = r.hi - r.lo;
+    a.ticks = {r.lo, r.hi};
+    return a;
+  }
+  const int n = static_cast<int>(std::llround(count));
   for (int i = 0; i <= n; ++i) {
     double t = a.lo + i * a.step;
     if (std::fabs(t) < a.step * 1e-9) t = 0;  // no "-0"
@@ -79,6 +88,7 @@ std::string FormatTick(double v, const Axis& a) {
     scale = 1e3;
     suffix = "k";
   }
+  if (v == 0 && *suffix) return "0";  // not "0k"
   const double step = a.step / scale;
   int decimals = std::max(0, static_cast<int>(-std::floor(std::log10(step) + 1e-9)));
   decimals = std::min(decimals, 8);
@@ -120,11 +130,21 @@ std::string XmlEscape(const std::string& s) {
   for (char ch : s) {
     const unsigned char c = static_cast<unsigned char>(ch);
     switch (ch) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
       default:
         if (c < 0x20 && ch != '\t' && ch != '\n' && ch != '\r') break;  // not allowed in XML
         out.push_back(ch);
@@ -169,8 +189,8 @@ std::string RenderSvg(const LineChart& chart, int width, int height) {
   std::string o;
   o += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
   o += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + std::to_string(width) +
-       "\" height=\"" + std::to_string(height) + "\" viewBox=\"0 0 " + std::to_string(width) +
-       " " + std::to_string(height) + "\" font-family=\"" + kFont + "\">\n";
+       "\" height=\"" + std::to_string(height) + "\" viewBox=\"0 0 " + std::to_string(width) + " " +
+       std::to_string(height) + "\" font-family=\"" + kFont + "\">\n";
   o += "<rect x=\"0\" y=\"0\" width=\"" + std::to_string(width) + "\" height=\"" +
        std::to_string(height) + "\" fill=\"white\"/>\n";
   if (!chart.title.empty()) {
@@ -183,8 +203,8 @@ std::string RenderSvg(const LineChart& chart, int width, int height) {
   // Grid and tick labels.
   o += "<g stroke=\"#e3e3e3\" stroke-width=\"1\">\n";
   for (double t : xa.ticks) {
-    o += "<line x1=\"" + Num(px(t)) + "\" y1=\"" + Num(top) + "\" x2=\"" + Num(px(t)) +
-         "\" y2=\"" + Num(bottom) + "\"/>\n";
+    o += "<line x1=\"" + Num(px(t)) + "\" y1=\"" + Num(top) + "\" x2=\"" + Num(px(t)) + "\" y2=\"" +
+         Num(bottom) + "\"/>\n";
   }
   for (double t : ya.ticks) {
     o += "<line x1=\"" + Num(left) + "\" y1=\"" + Num(py(t)) + "\" x2=\"" + Num(right) +
@@ -193,16 +213,16 @@ std::string RenderSvg(const LineChart& chart, int width, int height) {
   o += "</g>\n";
   o += "<g font-size=\"12\" fill=\"#444\">\n";
   for (double t : xa.ticks) {
-    o += "<text x=\"" + Num(px(t)) + "\" y=\"" + Num(bottom + 18) +
-         "\" text-anchor=\"middle\">" + XmlEscape(FormatTick(t, xa)) + "</text>\n";
+    o += "<text x=\"" + Num(px(t)) + "\" y=\"" + Num(bottom + 18) + "\" text-anchor=\"middle\">" +
+         XmlEscape(FormatTick(t, xa)) + "</text>\n";
   }
   for (double t : ya.ticks) {
     o += "<text x=\"" + Num(left - 8) + "\" y=\"" + Num(py(t) + 4) + "\" text-anchor=\"end\">" +
          XmlEscape(FormatTick(t, ya)) + "</text>\n";
   }
   o += "</g>\n";
-  o += "<rect x=\"" + Num(left) + "\" y=\"" + Num(top) + "\" width=\"" + Num(pw) +
-       "\" height=\"" + Num(ph) + "\" fill=\"none\" stroke=\"#666\" stroke-width=\"1\"/>\n";
+  o += "<rect x=\"" + Num(left) + "\" y=\"" + Num(top) + "\" width=\"" + Num(pw) + "\" height=\"" +
+       Num(ph) + "\" fill=\"none\" stroke=\"#666\" stroke-width=\"1\"/>\n";
   if (!chart.x_label.empty()) {
     o += "<text x=\"" + Num(left + pw / 2) + "\" y=\"" + Num(height - 14.0) +
          "\" text-anchor=\"middle\" font-size=\"13\" fill=\"#222\">" + XmlEscape(chart.x_label) +
@@ -211,8 +231,8 @@ std::string RenderSvg(const LineChart& chart, int width, int height) {
   if (!chart.y_label.empty()) {
     const double cy = top + ph / 2;
     o += "<text x=\"18\" y=\"" + Num(cy) + "\" transform=\"rotate(-90 18 " + Num(cy) +
-         ")\" text-anchor=\"middle\" font-size=\"13\" fill=\"#222\">" +
-         XmlEscape(chart.y_label) + "</text>\n";
+         ")\" text-anchor=\"middle\" font-size=\"13\" fill=\"#222\">" + XmlEscape(chart.y_label) +
+         "</text>\n";
   }
 
   // Series.
@@ -260,16 +280,16 @@ std::string RenderSvg(const LineChart& chart, int width, int height) {
   if (!chart.series.empty()) {
     const double lx = right + 16;
     const double ly = top + 4;
-    const double row = 20;
-    o += "<rect x=\"" + Num(lx - 6) + "\" y=\"" + Num(ly - 4) + "\" width=\"" +
-         Num(legend_w - 4) + "\" height=\"" + Num(row * chart.series.size() + 8) +
+    const double row =
+        std::min(20.0, (height - top - 8) / static_cast<double>(chart.series.size()));
+    o += "<rect x=\"" + Num(lx - 6) + "\" y=\"" + Num(ly - 4) + "\" width=\"" + Num(legend_w - 4) +
+         "\" height=\"" + Num(row * chart.series.size() + 8) +
          "\" fill=\"white\" stroke=\"#ccc\"/>\n";
     for (size_t i = 0; i < chart.series.size(); ++i) {
       const double y = ly + row * i + row / 2;
       const char* dash = kDashes[(i / kNumColors) % 4];
-      o += "<line x1=\"" + Num(lx) + "\" y1=\"" + Num(y) + "\" x2=\"" + Num(lx + 24) +
-           "\" y2=\"" + Num(y) + "\" stroke=\"" + kColors[i % kNumColors] +
-           "\" stroke-width=\"3\"" +
+      o += "<line x1=\"" + Num(lx) + "\" y1=\"" + Num(y) + "\" x2=\"" + Num(lx + 24) + "\" y2=\"" +
+           Num(y) + "\" stroke=\"" + kColors[i % kNumColors] + "\" stroke-width=\"3\"" +
            (*dash ? std::string(" stroke-dasharray=\"") + dash + "\"" : std::string()) + "/>\n";
       o += "<text x=\"" + Num(lx + 30) + "\" y=\"" + Num(y + 4) +
            "\" font-size=\"12\" fill=\"#222\">" +

@@ -32,8 +32,7 @@ struct LineChart {
 };
 
 std::string RenderSvg(const LineChart& chart, int width = 900, int height = 520);
-Status WriteSvg(const std::string& path, const LineChart& chart, int width = 900,
-                int height = 520);
+Status WriteSvg(const std::string& path, const LineChart& chart, int width = 900, int height = 520);
 
 // Escapes &, <, >, " and ' for XML text and attributes; drops characters XML 1.0 forbids.
 std::string XmlEscape(const std::string& s);
