@@ -201,7 +201,7 @@ Result<TuneResult> TuneOnEarlierHalf(const std::vector<ReplayEvent>& events,
   result.chosen = base;
 
   // 1. Learning rate, per strategy, all strategies in one replay per rate.
-  const double rates[] = {0.03, 0.1, 0.3};
+  const double rates[] = {0.03, 0.1, 0.3, 1.0};
   std::map<std::string, std::pair<double, double>> best;  // name -> (loss, rate)
   for (double lr : rates) {
     ReplayOptions o = half;
@@ -220,9 +220,9 @@ Result<TuneResult> TuneOnEarlierHalf(const std::vector<ReplayEvent>& events,
   // 2. The dynamic strategy's blend settings, at its chosen learning rate.
   if (best.count(kDynamic)) {
     double best_loss = best[kDynamic].first;
-    for (double temperature : {0.05, 0.1, 0.2}) {
-      for (double shrink : {3.0, 10.0, 30.0}) {
-        for (double prior : {0.02, 0.1, 0.5}) {
+    for (double temperature : {0.1, 0.2, 0.4}) {
+      for (double shrink : {10.0, 30.0, 100.0}) {
+        for (double prior : {0.1, 0.5, 2.0}) {
           ReplayOptions o = half;
           o.learning_rates = result.chosen.learning_rates;
           o.strategies = {kDynamic};
