@@ -22,6 +22,7 @@ class TestStore final : public Store {
     return inner_->Commit(batch);
   }
   Status LoadAll(StoreBatch* out) const override { return inner_->LoadAll(out); }
+  Status Backup(const std::string& dir) override { return inner_->Backup(dir); }
 
  private:
   std::shared_ptr<Store> inner_;
@@ -316,7 +317,17 @@ TEST(EngineOpen, RefusesAStoreWithAnotherEmbeddingDimension) {
   o.embed.dim = 64;
   auto e = Engine::Open(o, std::make_unique<TestStore>(backing));
   ASSERT_FALSE(e.ok());
-  EXPECT_NE(e.status().message().find("embedding dimension 32"), std::string::npos);
+  EXPECT_NE(e.status().message().find("engine.embedding_dim = '32'"), std::string::npos)
+      << e.status().ToString();
+  o.embed.dim = 32;
+  o.model.heads = {{"click", HeadKind::kBinary, false}};
+  o.reward = {{"click", 1, 0}};
+  e = Engine::Open(o, std::make_unique<TestStore>(backing));
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("engine.heads"), std::string::npos);
+  o = EngineOptions();
+  o.embed.dim = 32;
+  EXPECT_TRUE(Engine::Open(o, std::make_unique<TestStore>(backing)).ok());
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // copy in memory and writes every acknowledged change through a Store before it answers.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,6 +41,9 @@ struct StoreBatch {
   std::vector<ClusterRecord> put_clusters;
   std::vector<ClusterId> delete_clusters;
   std::vector<EventId> seen_events;  // feedback event ids, for idempotency after restart
+  // Small metadata the engine checks on open (format version, embedding dimension, heads),
+  // so a data directory is never reopened silently with an incompatible configuration.
+  std::map<std::string, std::string> put_meta;
 };
 
 // Contract: Commit is atomic and, for durable stores, durable when it returns OK; it may be
@@ -49,6 +53,10 @@ class Store {
   virtual ~Store() = default;
   virtual Status Commit(const StoreBatch& batch) = 0;
   virtual Status LoadAll(StoreBatch* out) const = 0;
+  // Writes a consistent copy of everything committed so far into `dir` (which must not
+  // exist) while commits go on; opening that copy restores it. Stores that keep nothing
+  // durable answer FailedPrecondition.
+  virtual Status Backup(const std::string& dir) = 0;
 };
 
 // Keeps everything in memory: nothing survives the process.

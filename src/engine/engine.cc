@@ -111,6 +111,7 @@ class EngineImpl final : public Engine {
   Status Load() {
     StoreBatch all;
     DYNSPEC_RETURN_IF_ERROR(store_->LoadAll(&all).WithContext("loading the store"));
+    DYNSPEC_RETURN_IF_ERROR(CheckOrWriteMeta(all.put_meta));
     std::unique_lock lock(catalog_mu_);
     for (const auto& c : all.put_clusters) {
       if (!c.model.weights.empty() && !IsInitialized(layout_, c.model)) {
@@ -701,6 +702,38 @@ class EngineImpl final : public Engine {
       return Status::Internal("embedder returned a vector of the wrong dimension");
     }
     return v;
+  }
+
+  // The settings a store's contents depend on. A store written under other values cannot
+  // be read correctly (vectors of another dimension, weights laid out for other heads), so
+  // opening it is refused instead of silently misreading it.
+  std::map<std::string, std::string> LayoutMeta() const {
+    std::string heads;
+    for (const auto& h : layout_.heads) {
+      heads += h.name + (h.kind == HeadKind::kBinary ? ":binary" : ":regression") +
+               (h.log1p_target ? "_log1p," : ",");
+    }
+    return {{"engine.embedder", embedder_->name()},
+            {"engine.embedding_dim", std::to_string(embedder_->dim())},
+            {"engine.heads", heads},
+            {"engine.dense_dim", std::to_string(options_.model.dense_dim)},
+            {"engine.sparse_dim", std::to_string(options_.model.sparse_dim)}};
+  }
+
+  Status CheckOrWriteMeta(const std::map<std::string, std::string>& stored) {
+    const auto wanted = LayoutMeta();
+    StoreBatch missing;
+    for (const auto& [key, value] : wanted) {
+      auto it = stored.find(key);
+      if (it == stored.end()) {
+        missing.put_meta[key] = value;
+      } else if (it->second != value) {
+        return Status::FailedPrecondition("the store was written with " + key + " = '" +
+                                          it->second + "' but this engine has '" + value + "'");
+      }
+    }
+    if (missing.put_meta.empty()) return Status::Ok();
+    return store_->Commit(missing).WithContext("recording the engine layout in the store");
   }
 
   // Requires the exclusive catalog lock.

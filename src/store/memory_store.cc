@@ -19,7 +19,12 @@ class MemoryStore final : public Store {
     for (ClusterId id : batch.delete_clusters) clusters_.erase(id);
     for (const auto& c : batch.put_clusters) clusters_[c.id] = c;
     events_.insert(batch.seen_events.begin(), batch.seen_events.end());
+    for (const auto& [k, v] : batch.put_meta) meta_[k] = v;
     return Status::Ok();
+  }
+
+  Status Backup(const std::string& dir) override {
+    return Status::FailedPrecondition("the memory store keeps nothing durable to back up");
   }
 
   Status LoadAll(StoreBatch* out) const override {
@@ -29,6 +34,7 @@ class MemoryStore final : public Store {
     for (const auto& [id, p] : providers_) out->put_providers.push_back(p);
     for (const auto& [id, c] : clusters_) out->put_clusters.push_back(c);
     out->seen_events.assign(events_.begin(), events_.end());
+    out->put_meta = meta_;
     return Status::Ok();
   }
 
@@ -38,6 +44,7 @@ class MemoryStore final : public Store {
   std::map<ProviderId, ProviderRecord> providers_;
   std::map<ClusterId, ClusterRecord> clusters_;
   std::set<EventId> events_;
+  std::map<std::string, std::string> meta_;
 };
 
 }  // namespace
