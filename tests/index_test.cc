@@ -4,8 +4,6 @@
 // on small partitions by setting IndexOptions::exact_search_max_items low. Results are
 // compared with a brute-force reference computed here in double precision.
 
-#include "index/partition.h"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -22,6 +20,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "index/partition.h"
 
 namespace dynspec {
 namespace {
@@ -377,7 +377,8 @@ TEST(PartitionConcurrency, SearchWhileWriting) {
   o.exact_search_max_items = 64;  // graph above 64 items, dropped again at 32
   auto p = NewPartition(kDim, o);
   std::mt19937_64 rng(99);
-  for (uint64_t label = 0; label < 50; ++label) ASSERT_TRUE(p->Add(label, RandomUnit(kDim, rng)).ok());
+  for (uint64_t label = 0; label < 50; ++label)
+    ASSERT_TRUE(p->Add(label, RandomUnit(kDim, rng)).ok());
 
   std::atomic<uint64_t> label_limit{50};  // every label ever used is below this
   std::atomic<bool> done{false};
@@ -468,7 +469,8 @@ std::vector<std::vector<T>> ReadVecs(const std::string& path) {
     EXPECT_GT(dim, 0) << path;
     if (dim <= 0) break;
     std::vector<T> v(static_cast<size_t>(dim));
-    if (!in.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(dim * sizeof(T)))) {
+    if (!in.read(reinterpret_cast<char*>(v.data()),
+                 static_cast<std::streamsize>(dim * sizeof(T)))) {
       ADD_FAILURE() << "truncated record in " << path;
       break;
     }
@@ -489,6 +491,11 @@ Vec Normalized(const std::vector<uint8_t>& v) {
 }
 
 TEST(BigannRecall, HnswRecallAt10OnNormalizedSift) {
+#if defined(__SANITIZE_THREAD__)
+  // Single-threaded, and building 9,900 items takes minutes under TSan; the HNSW code paths
+  // are exercised under TSan by the smaller tests above.
+  GTEST_SKIP() << "recall check skipped under ThreadSanitizer";
+#endif
   const std::string dir = std::string(DYNSPEC_DATA_DIR) + "/bigann10k/";
   const auto base = ReadVecs<uint8_t>(dir + "bigann10k_base.bvecs");
   const auto query = ReadVecs<uint8_t>(dir + "bigann10k_query.bvecs");
@@ -540,10 +547,10 @@ TEST(BigannRecall, HnswRecallAt10OnNormalizedSift) {
     }
   }
   const double recall = static_cast<double>(hits) / (kQueries * kK);
-  std::printf("BIGANN10k (L2-normalized, 9900 indexed, 100 held-out queries): recall@10 = %.4f, "
-              "build %.2f s, %.1f us/query\n",
-              recall, std::chrono::duration<double>(t1 - t0).count(),
-              1e6 * search_seconds / kQueries);
+  std::printf(
+      "BIGANN10k (L2-normalized, 9900 indexed, 100 held-out queries): recall@10 = %.4f, "
+      "build %.2f s, %.1f us/query\n",
+      recall, std::chrono::duration<double>(t1 - t0).count(), 1e6 * search_seconds / kQueries);
   RecordProperty("recall_at_10", std::to_string(recall));
   EXPECT_GE(recall, 0.95);
 }
