@@ -8,12 +8,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <hnswlib/hnswlib.h>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "dynspec/engine.h"
+#include "index/raw_hnsw.h"
 
 namespace {
 
@@ -121,20 +121,19 @@ int main(int argc, char** argv) {
   const double feedback = repeat / Seconds(t0, t1);
 
   // Raw hnswlib with the same settings on the same vectors.
-  hnswlib::InnerProductSpace space(dim);
-  hnswlib::HierarchicalNSW<float> raw(&space, items, o.index.hnsw_m, o.index.hnsw_ef_construction);
+  dynspec::RawHnsw raw(dim, items, o.index.hnsw_m, o.index.hnsw_ef_construction);
   t0 = Clock::now();
-  for (size_t i = 0; i < items; ++i) raw.addPoint(vectors[i].data(), i);
+  for (size_t i = 0; i < items; ++i) raw.Add(vectors[i].data(), i);
   t1 = Clock::now();
   const double raw_add = items / Seconds(t0, t1);
-  raw.setEf(o.index.hnsw_ef_search);
+  raw.SetEf(o.index.hnsw_ef_search);
 
   std::vector<size_t> query_ids(queries);
   for (auto& q : query_ids) q = rng() % items;
   std::vector<double> engine_ms, raw_ms;
   for (size_t q : query_ids) {
     auto a = Clock::now();
-    auto r = raw.searchKnn(vectors[q].data(), k + 1);
+    auto r = raw.Search(vectors[q].data(), k + 1);
     auto b = Clock::now();
     if (r.empty()) return 1;
     raw_ms.push_back(Seconds(a, b) * 1e3);
