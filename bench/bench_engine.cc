@@ -56,17 +56,21 @@ int main(int argc, char** argv) {
   size_t items = 100000, queries = 2000;
   int dim = 256, k = 16;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--items")) items = std::stoul(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--dim")) dim = std::stoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--k")) k = std::stoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--queries")) queries = std::stoul(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--items"))
+      items = std::stoul(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--dim"))
+      dim = std::stoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--k"))
+      k = std::stoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--queries"))
+      queries = std::stoul(argv[i + 1]);
     else {
       std::fprintf(stderr, "unknown flag %s\n", argv[i]);
       return 2;
     }
   }
-  std::printf("workload: %zu items, D=%d, k=%d, %zu queries, one provider cluster\n", items, dim,
-              k, queries);
+  std::printf("workload: %zu items, D=%d, k=%d, %zu queries, one provider cluster\n", items, dim, k,
+              queries);
   const auto vectors = MakeVectors(items, dim, 1);
 
   dynspec::EngineOptions o;
@@ -112,7 +116,9 @@ int main(int argc, char** argv) {
   const size_t repeat = std::min<size_t>(items, 50000);
   t0 = Clock::now();
   for (size_t i = 0; i < repeat; ++i) {
-    dynspec::FeedbackEvent e{"", "item" + std::to_string(rng() % items), {},
+    dynspec::FeedbackEvent e{"",
+                             "item" + std::to_string(rng() % items),
+                             {},
                              {{"click", double(rng() % 2)}, {"dwell_seconds", double(rng() % 60)}}};
     e.context.sparse = {{"user=" + std::to_string(rng() % 1000), 1.0f}};
     if (auto r = engine.Feedback(e); !r.ok()) return 1;

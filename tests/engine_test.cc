@@ -1,12 +1,12 @@
 // Engine end to end: ingest, cluster bootstrap, predict with explanations, feedback and
 // write-back, own-model dominance, reward changes, provider moves, restart from the store,
 // and bad input that must change nothing.
+#include "dynspec/engine.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <numeric>
-
-#include "dynspec/engine.h"
 
 namespace dynspec {
 namespace {
@@ -53,7 +53,8 @@ class EngineTest : public ::testing::Test {
     backing_ = NewMemoryStore();
     fail_ = std::make_shared<bool>(false);
     Reopen();
-    for (const auto& [id, text] : kMusic) ASSERT_TRUE(engine_->Ingest({id, "MusicCo", {text}}).ok());
+    for (const auto& [id, text] : kMusic)
+      ASSERT_TRUE(engine_->Ingest({id, "MusicCo", {text}}).ok());
     for (const auto& [id, text] : kFood) ASSERT_TRUE(engine_->Ingest({id, "FoodCo", {text}}).ok());
     ASSERT_TRUE(engine_->BootstrapClusters(2).ok());
   }

@@ -1,5 +1,7 @@
 // Model math, learner and blending: gradients against finite differences, AdaGrad descent,
 // reward, context encoding errors, and the blend-weight properties the engine relies on.
+#include "model/model.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,7 +12,6 @@
 #include "learn/supervised.h"
 #include "model/blend.h"
 #include "model/features.h"
-#include "model/model.h"
 
 namespace dynspec {
 namespace {
@@ -145,8 +146,7 @@ TEST(Features, RejectsBadContext) {
   wrong_dim.dense = {1, 2, 3};
   auto r = enc.Encode(wrong_dim);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("context.dense has 3 values, expected 2"),
-            std::string::npos);
+  EXPECT_NE(r.status().message().find("context.dense has 3 values, expected 2"), std::string::npos);
   Context nan;
   nan.dense = {1, NAN};
   EXPECT_NE(enc.Encode(nan).status().message().find("context.dense[1]"), std::string::npos);

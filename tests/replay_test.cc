@@ -1,10 +1,11 @@
 // Replay on a slice of the real Amazon Magazine Subscriptions data: the learned strategies
 // must beat the best constant predictor (the stream's positive rate, known in hindsight),
 // and the dynamic specialization must rank better than chance.
+#include "eval/replay.h"
+
 #include <gtest/gtest.h>
 
 #include "eval/amazon.h"
-#include "eval/replay.h"
 
 namespace dynspec::eval {
 namespace {

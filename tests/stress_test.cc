@@ -14,10 +14,9 @@ namespace dynspec {
 namespace {
 
 std::string TopicText(int topic, int variant) {
-  static const char* kTopics[] = {"guitar lessons gear reviews music songs",
-                                  "recipes cooking kitchen family dinner",
-                                  "travel destinations hotels flights adventure",
-                                  "science physics space research discoveries"};
+  static const char* kTopics[] = {
+      "guitar lessons gear reviews music songs", "recipes cooking kitchen family dinner",
+      "travel destinations hotels flights adventure", "science physics space research discoveries"};
   return std::string(kTopics[topic % 4]) + " issue " + std::to_string(variant);
 }
 
@@ -31,9 +30,11 @@ TEST(Stress, ConcurrentIngestPredictFeedbackAndMoves) {
   Engine& engine = **opened;
   constexpr int kSeedItems = 200;
   for (int i = 0; i < kSeedItems; ++i) {
-    ASSERT_TRUE(engine.Ingest({"seed" + std::to_string(i), "prov" + std::to_string(i % 8),
-                               {TopicText(i % 4, i)}})
-                    .ok());
+    ASSERT_TRUE(
+        engine
+            .Ingest(
+                {"seed" + std::to_string(i), "prov" + std::to_string(i % 8), {TopicText(i % 4, i)}})
+            .ok());
   }
   ASSERT_TRUE(engine.BootstrapClusters(4).ok());
 
@@ -41,11 +42,15 @@ TEST(Stress, ConcurrentIngestPredictFeedbackAndMoves) {
   std::atomic<int> ingested{0}, feedback_ok{0}, predictions_ok{0}, unexpected{0};
   std::vector<std::thread> threads;     // finite work
   std::vector<std::thread> predictors;  // run until `stop`
-  threads.emplace_back([&] {  // ingest new items
+  threads.emplace_back([&] {            // ingest new items
     for (int i = 0; i < 300; ++i) {
-      Status st = engine.Ingest({"new" + std::to_string(i), "prov" + std::to_string(i % 10),
+      Status st = engine.Ingest({"new" + std::to_string(i),
+                                 "prov" + std::to_string(i % 10),
                                  {TopicText(i % 4, 1000 + i)}});
-      if (st.ok()) ingested++; else unexpected++;
+      if (st.ok())
+        ingested++;
+      else
+        unexpected++;
     }
   });
   for (int t = 0; t < 2; ++t) {  // feedback
@@ -56,9 +61,14 @@ TEST(Stress, ConcurrentIngestPredictFeedbackAndMoves) {
         Context c;
         c.sparse = {{"user=" + std::to_string(rng() % 50), 1.0f}};
         auto r = engine.Feedback(
-            {"t" + std::to_string(t) + "-" + std::to_string(i), id, c,
+            {"t" + std::to_string(t) + "-" + std::to_string(i),
+             id,
+             c,
              {{"click", double(rng() % 2)}, {"dwell_seconds", double(rng() % 100)}}});
-        if (r.ok()) feedback_ok++; else unexpected++;
+        if (r.ok())
+          feedback_ok++;
+        else
+          unexpected++;
       }
     });
   }
@@ -92,8 +102,9 @@ TEST(Stress, ConcurrentIngestPredictFeedbackAndMoves) {
     std::mt19937 rng(7);
     for (int i = 0; i < 40; ++i) {
       if (!engine.MoveProvider("prov" + std::to_string(rng() % 8), rng() % 4).ok()) unexpected++;
-      if (!engine.UpdateContent("seed" + std::to_string(rng() % kSeedItems),
-                                {TopicText(rng() % 4, 77)})
+      if (!engine
+               .UpdateContent("seed" + std::to_string(rng() % kSeedItems),
+                              {TopicText(rng() % 4, 77)})
                .ok()) {
         unexpected++;
       }

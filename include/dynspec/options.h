@@ -37,8 +37,8 @@ struct RewardTerm {
 std::vector<RewardTerm> DefaultRewardTerms();
 
 struct EmbedOptions {
-  int dim = 256;              // D, the embedding dimension of the default text embedder
-  int min_char_ngram = 3;     // character n-grams of each word, with boundary markers
+  int dim = 256;           // D, the embedding dimension of the default text embedder
+  int min_char_ngram = 3;  // character n-grams of each word, with boundary markers
   int max_char_ngram = 5;
   float char_ngram_weight = 0.35f;  // relative to a whole-word feature
   float word_bigram_weight = 0.5f;
@@ -56,8 +56,8 @@ struct IndexOptions {
 
 struct ModelOptions {
   std::vector<HeadSpec> heads = DefaultHeads();
-  int dense_dim = 0;     // U_d: dense context features (0 = none)
-  int sparse_dim = 64;   // U_s: hashed sparse context features (0 = none)
+  int dense_dim = 0;    // U_d: dense context features (0 = none)
+  int sparse_dim = 64;  // U_s: hashed sparse context features (0 = none)
 };
 
 // How a specialized model is blended for item x (see docs/architecture.md):
@@ -66,19 +66,19 @@ struct ModelOptions {
 //   self share        lambda = n_x / (n_x + self_shrinkage)
 // The prediction is lambda * p_self + (1 - lambda) * sum_i r_i p_i / sum r.
 struct BlendOptions {
-  int k = 16;                        // neighbours searched in the item's cluster partition
+  int k = 16;  // neighbours searched in the item's cluster partition
   double similarity_temperature = 0.1;
-  double evidence_half = 5;          // evidence at which a neighbour gets half its weight
+  double evidence_half = 5;  // evidence at which a neighbour gets half its weight
   double cluster_prior_weight = 0.05;
-  double self_shrinkage = 10;        // own evidence at which self takes half the weight
-  double min_similarity = 0.0;       // neighbours below this cosine are ignored
+  double self_shrinkage = 10;   // own evidence at which self takes half the weight
+  double min_similarity = 0.0;  // neighbours below this cosine are ignored
 };
 
 struct LearnOptions {
-  double learning_rate = 0.1;  // AdaGrad base rate
+  double learning_rate = 0.1;     // AdaGrad base rate
   double adagrad_epsilon = 1e-3;  // initial accumulator (avoids huge first steps)
-  double l2 = 1e-5;            // per-step L2 shrinkage applied to touched coordinates
-  double max_abs_weight = 20;  // clip weights to keep logits finite
+  double l2 = 1e-5;               // per-step L2 shrinkage applied to touched coordinates
+  double max_abs_weight = 20;     // clip weights to keep logits finite
 };
 
 struct ClusterOptions {

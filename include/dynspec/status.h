@@ -15,14 +15,14 @@ namespace dynspec {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,    // malformed, out-of-range, NaN/Inf, wrong dimension
-  kNotFound,           // unknown item, provider, cluster or event id
-  kAlreadyExists,      // duplicate id where a new one is required
-  kFailedPrecondition, // valid request that the current state cannot serve
-  kCorruption,         // a file or record failed its checks
-  kIoError,            // the operating system refused a read or write
-  kResourceExhausted,  // a configured limit was reached
-  kInternal,           // a bug or a dependency failed unexpectedly
+  kInvalidArgument,     // malformed, out-of-range, NaN/Inf, wrong dimension
+  kNotFound,            // unknown item, provider, cluster or event id
+  kAlreadyExists,       // duplicate id where a new one is required
+  kFailedPrecondition,  // valid request that the current state cannot serve
+  kCorruption,          // a file or record failed its checks
+  kIoError,             // the operating system refused a read or write
+  kResourceExhausted,   // a configured limit was reached
+  kInternal,            // a bug or a dependency failed unexpectedly
 };
 
 const char* StatusCodeName(StatusCode code);
@@ -72,7 +72,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!std::get<Status>(v_).ok() && "Result built from an OK status has no value");
   }
@@ -92,10 +92,10 @@ class [[nodiscard]] Result {
 
 }  // namespace dynspec
 
-#define DYNSPEC_RETURN_IF_ERROR(expr)      \
-  do {                                     \
-    ::dynspec::Status _st = (expr);        \
-    if (!_st.ok()) return _st;             \
+#define DYNSPEC_RETURN_IF_ERROR(expr) \
+  do {                                \
+    ::dynspec::Status _st = (expr);   \
+    if (!_st.ok()) return _st;        \
   } while (0)
 
 #define DYNSPEC_CONCAT_INNER(a, b) a##b

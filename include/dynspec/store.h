@@ -62,4 +62,27 @@ class Store {
 // Keeps everything in memory: nothing survives the process.
 std::unique_ptr<Store> NewMemoryStore();
 
+// The durable store: RocksDB in `dir`. Layout, encoding and the durability contract are in
+// docs/storage.md.
+struct DurableStoreOptions {
+  // 0: every Commit is synced to disk (fsync of the RocksDB write-ahead log) before it
+  //    returns. Nothing acknowledged is lost by a process kill, an OS crash or power loss.
+  // >0 (group commit): Commit writes the WAL record with write(2), without fsync, and
+  //    returns; a background thread syncs the WAL every sync_every_ms. A kill -9 of the
+  //    process loses nothing acknowledged (the write has reached the OS page cache); an OS
+  //    crash or power loss can lose the acknowledged commits of up to the last
+  //    sync_every_ms (plus the duration of one sync). Recovery is always to a consistent
+  //    prefix of the commits: a batch is never half applied. A failed background sync is
+  //    logged to stderr and returned by every later Commit (reopen the store).
+  // At most 60000.
+  int sync_every_ms = 0;
+  // Create `dir` (or use it if it is an empty directory) when it holds no store.
+  bool create_if_missing = true;
+};
+// Opens (or creates) the store in `dir`. FailedPrecondition when the directory is used by
+// another open store (the RocksDB LOCK), was written by a newer format version, or is a
+// non-empty directory that is not a dynspec store; Corruption when its files are damaged.
+Result<std::unique_ptr<Store>> OpenDurableStore(const std::string& dir,
+                                                const DurableStoreOptions& options);
+
 }  // namespace dynspec

@@ -56,7 +56,7 @@ struct ModelState {
 struct Contribution {
   enum class Source { kSelf, kNeighbour, kClusterPrior };
   Source source = Source::kNeighbour;
-  ItemId item_id;      // empty for the cluster prior
+  ItemId item_id;         // empty for the cluster prior
   double similarity = 0;  // cosine similarity to the predicted item (1 for self)
   double evidence = 0;    // feedback events behind that model
   double weight = 0;      // normalized blend weight; all weights of a prediction sum to 1
@@ -82,7 +82,7 @@ struct FeedbackEvent {
 
 struct FeedbackResult {
   double reward = 0;
-  uint64_t item_version = 0;  // the item's model version after this update
+  uint64_t item_version = 0;           // the item's model version after this update
   bool item_joined_partition = false;  // first feedback: the item became a neighbour
 };
 

@@ -23,8 +23,7 @@ using dynspec::Status;
 void AddEngineFlags(CLI::App* cmd, std::map<std::string, std::string>* values) {
   const EngineOptions defaults;
   for (const auto& e : dynspec::EngineOptionTable()) {
-    cmd->add_option("--" + e.name, (*values)[e.name],
-                    e.help + " (default " + e.get(defaults) + ")")
+    cmd->add_option("--" + e.name, (*values)[e.name], e.help + " (default " + e.get(defaults) + ")")
         ->group("Engine settings");
   }
 }
@@ -75,8 +74,8 @@ int RunReplayCommand(const CLI::App* cmd, const ReplayFlags& f) {
   } else {
     dynspec::eval::AmazonStats stats;
     auto r = dynspec::eval::ConvertAmazon(f.amazon_dir + "/Magazine_Subscriptions.csv",
-                                          f.amazon_dir + "/meta_Magazine_Subscriptions.json.gz",
-                                          {}, &stats);
+                                          f.amazon_dir + "/meta_Magazine_Subscriptions.json.gz", {},
+                                          &stats);
     if (!r.ok()) return Fail(r.status());
     events = std::move(r).value();
     std::cerr << "Amazon Magazine Subscriptions: " << stats.ratings_read << " ratings, "
@@ -133,8 +132,9 @@ int main(int argc, char** argv) {
       "(default: the bundled Amazon Magazine Subscriptions data)");
   replay_cmd->add_option("--events", replay.events,
                          "event file (.jsonl or .csv, see docs/event-format.md)");
-  replay_cmd->add_option("--amazon", replay.amazon_dir,
-                         "folder with the Amazon ratings CSV and metadata (used without --events)")
+  replay_cmd
+      ->add_option("--amazon", replay.amazon_dir,
+                   "folder with the Amazon ratings CSV and metadata (used without --events)")
       ->capture_default_str();
   replay_cmd->add_option("--out", replay.out_dir, "folder for replay.json, .csv and .svg")
       ->capture_default_str();

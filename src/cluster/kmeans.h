@@ -12,8 +12,8 @@
 namespace dynspec {
 
 struct KMeansResult {
-  std::vector<int> assignment;                 // cluster index of each point
-  std::vector<std::vector<float>> centroids;   // unit vectors; k of them (fewer if n < k)
+  std::vector<int> assignment;                // cluster index of each point
+  std::vector<std::vector<float>> centroids;  // unit vectors; k of them (fewer if n < k)
   int iterations = 0;
 };
 

@@ -1,7 +1,7 @@
+#include "dynspec/options.h"
+
 #include <cmath>
 #include <set>
-
-#include "dynspec/options.h"
 
 namespace dynspec {
 

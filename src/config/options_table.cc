@@ -52,12 +52,14 @@ std::vector<std::string> Split(const std::string& s, char sep) {
   return out;
 }
 
-#define DYNSPEC_NUMBER_OPTION(path, help_text)                                        \
-  OptionEntry {                                                                       \
-    #path, help_text, [](const EngineOptions& o) { return Num(double(o.path)); },     \
-        [](EngineOptions& o, const std::string& t) {                                  \
-          return ParseNumber(#path, t, &o.path);                                      \
-        }                                                                             \
+#define DYNSPEC_NUMBER_OPTION(path, help_text)                                                       \
+  OptionEntry {                                                                                      \
+#path, help_text,                                                                                \
+        [](const EngineOptions&                                                                      \
+               o) { return Num(double(o.path)); },                                                   \
+                                                [](EngineOptions & o,                                \
+                                                   const std::string&                                \
+                                                       t) { return ParseNumber(#path, t, &o.path); } \
   }
 
 std::vector<OptionEntry> BuildTable() {
@@ -117,8 +119,7 @@ const std::vector<OptionEntry>& EngineOptionTable() {
   return table;
 }
 
-Status SetEngineOption(EngineOptions& options, const std::string& name,
-                       const std::string& text) {
+Status SetEngineOption(EngineOptions& options, const std::string& name, const std::string& text) {
   for (const auto& e : EngineOptionTable()) {
     if (e.name == name) return e.set(options, text);
   }

@@ -21,8 +21,8 @@ namespace {
 // They still take part in bigrams and character n-grams.
 bool IsStopWord(std::string_view w) {
   static constexpr std::string_view kStop[] = {
-      "a",   "an",  "and", "are", "as",   "at",   "be",  "by",   "for", "from", "has",
-      "in",  "is",  "it",  "its", "of",   "on",   "or",  "that", "the", "this", "to",
+      "a",   "an",   "and", "are",  "as",  "at",    "be", "by",   "for", "from", "has",
+      "in",  "is",   "it",  "its",  "of",  "on",    "or", "that", "the", "this", "to",
       "was", "with", "you", "your", "our", "their", "we", "will", "all", "each"};
   for (auto s : kStop) {
     if (s == w) return true;
@@ -53,8 +53,7 @@ class HashingTextEmbedder final : public Embedder {
     }
     if (!cur.empty()) words.push_back(std::move(cur));
     if (words.empty()) {
-      return Status::InvalidArgument(text.empty() ? "text is empty"
-                                                  : "text has no words to embed");
+      return Status::InvalidArgument(text.empty() ? "text is empty" : "text has no words to embed");
     }
 
     // feature hash -> (occurrences, weight of one occurrence)

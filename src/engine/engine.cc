@@ -8,6 +8,8 @@
 //         -> the partition's internal lock, events_mu_, reward_mu_ (leaf locks)
 // Item embeddings, providers and cluster membership change only under the exclusive catalog
 // lock, so readers holding it shared see them stable.
+#include "dynspec/engine.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -20,7 +22,6 @@
 
 #include "cluster/kmeans.h"
 #include "common/vector_math.h"
-#include "dynspec/engine.h"
 #include "index/partition.h"
 #include "learn/reward.h"
 #include "learn/supervised.h"
@@ -132,10 +133,10 @@ class EngineImpl final : public Engine {
     }
     for (const auto& r : all.put_items) {
       if (static_cast<int>(r.embedding.size()) != embedder_->dim()) {
-        return Status::FailedPrecondition(
-            "stored item '" + r.id + "' has embedding dimension " +
-            std::to_string(r.embedding.size()) + " but the embedder has " +
-            std::to_string(embedder_->dim()));
+        return Status::FailedPrecondition("stored item '" + r.id + "' has embedding dimension " +
+                                          std::to_string(r.embedding.size()) +
+                                          " but the embedder has " +
+                                          std::to_string(embedder_->dim()));
       }
       if (!r.model.weights.empty() && !IsInitialized(layout_, r.model)) {
         return Status::FailedPrecondition("stored model of item '" + r.id +
@@ -185,10 +186,10 @@ class EngineImpl final : public Engine {
     std::unordered_set<std::string> batch_ids;
     for (size_t i = 0; i < items.size(); ++i) {
       const std::string where = items.size() > 1 ? "items[" + std::to_string(i) + "]." : "";
-      DYNSPEC_RETURN_IF_ERROR(CheckId(items[i].id, (where + "id").c_str(),
-                                      options_.limits.max_id_bytes));
-      DYNSPEC_RETURN_IF_ERROR(CheckId(items[i].provider, (where + "provider").c_str(),
-                                      options_.limits.max_id_bytes));
+      DYNSPEC_RETURN_IF_ERROR(
+          CheckId(items[i].id, (where + "id").c_str(), options_.limits.max_id_bytes));
+      DYNSPEC_RETURN_IF_ERROR(
+          CheckId(items[i].provider, (where + "provider").c_str(), options_.limits.max_id_bytes));
       if (!batch_ids.insert(items[i].id).second) {
         return Status::InvalidArgument("batch names item '" + items[i].id + "' twice");
       }
@@ -284,8 +285,7 @@ class EngineImpl final : public Engine {
     auto it = items_.find(id);
     if (it == items_.end()) return Status::NotFound("item '" + id + "' does not exist");
     std::shared_ptr<ItemState> item = it->second;
-    DYNSPEC_RETURN_IF_ERROR(
-        store_->Commit({.delete_items = {id}}).WithContext("removing item"));
+    DYNSPEC_RETURN_IF_ERROR(store_->Commit({.delete_items = {id}}).WithContext("removing item"));
     ProviderState& ps = providers_.at(item->provider);
     ClusterState& cs = *clusters_.at(ps.cluster);
     if (item->served) {
@@ -397,8 +397,8 @@ class EngineImpl final : public Engine {
       }
       if (w.cluster_prior > 0) {
         accumulate(cluster_out, w.cluster_prior);
-        out.contributions.push_back({Contribution::Source::kClusterPrior, "", 0.0,
-                                     cluster_evidence, w.cluster_prior});
+        out.contributions.push_back(
+            {Contribution::Source::kClusterPrior, "", 0.0, cluster_evidence, w.cluster_prior});
       }
     }
     out.expected_reward = CurrentReward()->Expected(out.heads);
@@ -517,9 +517,9 @@ class EngineImpl final : public Engine {
       points.push_back(std::move(c));
     }
     if (points.empty()) return Status::FailedPrecondition("no provider has items");
-    DYNSPEC_ASSIGN_OR_RETURN(KMeansResult km, SphericalKMeans(points, k,
-                                                             options_.cluster.kmeans_iterations,
-                                                             options_.cluster.seed));
+    DYNSPEC_ASSIGN_OR_RETURN(
+        KMeansResult km,
+        SphericalKMeans(points, k, options_.cluster.kmeans_iterations, options_.cluster.seed));
     StoreBatch batch;
     std::map<ProviderId, ClusterId> assignment;
     for (size_t i = 0; i < order.size(); ++i) {

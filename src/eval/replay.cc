@@ -51,8 +51,7 @@ Result<ReplayReport> RunReplay(const std::vector<ReplayEvent>& all_events,
   auto head_it = std::find_if(heads.begin(), heads.end(),
                               [&](const HeadSpec& h) { return h.name == options.head; });
   if (head_it == heads.end() || head_it->kind != HeadKind::kBinary) {
-    return Status::InvalidArgument("head '" + options.head +
-                                   "' is not a configured binary head");
+    return Status::InvalidArgument("head '" + options.head + "' is not a configured binary head");
   }
   std::vector<std::string> names =
       options.strategies.empty() ? AllStrategyNames() : options.strategies;
@@ -161,8 +160,7 @@ Result<ReplayReport> RunReplay(const std::vector<ReplayEvent>& all_events,
       }
       Status st = strategies[s]->Learn(e, context);
       if (!st.ok()) return st.WithContext("event " + std::to_string(i) + ", " + sr.name);
-      sr.seconds +=
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      sr.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     }
     if (scored) {
       report.scored_events++;
@@ -185,9 +183,8 @@ Result<ReplayReport> RunReplay(const std::vector<ReplayEvent>& all_events,
   report.positive_rate = report.scored_events ? positives / report.scored_events : 0;
   report.constant_logloss_all =
       ConstantLogLoss(report.positive_rate, positives, double(report.scored_events));
-  report.constant_logloss_later =
-      ConstantLogLoss(later_count ? later_positives / later_count : 0, later_positives,
-                      later_count);
+  report.constant_logloss_later = ConstantLogLoss(later_count ? later_positives / later_count : 0,
+                                                  later_positives, later_count);
   return report;
 }
 
@@ -249,8 +246,7 @@ Result<TuneResult> TuneOnEarlierHalf(const std::vector<ReplayEvent>& events,
 
 std::string FormatReport(const ReplayReport& r) {
   TextTable table({"strategy", "lr", "logloss", "AUC", "ECE", "later logloss", "later AUC",
-                   "cold logloss", "cold AUC", "later cold logloss", "later cold AUC",
-                   "seconds"});
+                   "cold logloss", "cold AUC", "later cold logloss", "later cold AUC", "seconds"});
   for (const auto& s : r.strategies) {
     table.AddRow({s.name, FormatDouble(s.learning_rate, 3), FormatDouble(s.all.LogLoss(), 4),
                   FormatDouble(s.all.Auc(), 4), FormatDouble(s.all.ExpectedCalibrationError(), 4),

@@ -19,14 +19,14 @@
 namespace dynspec::eval {
 
 struct ReplayOptions {
-  EngineOptions engine;          // heads must include `head`
-  std::string head = "like";     // the binary head that is evaluated
-  int clusters = 16;             // initial clusters (content-only bootstrap)
+  EngineOptions engine;       // heads must include `head`
+  std::string head = "like";  // the binary head that is evaluated
+  int clusters = 16;          // initial clusters (content-only bootstrap)
   int cold_responses = 5;
-  bool user_context = true;      // add the sparse feature "user=<id>" to each event's context
-  size_t limit = 0;              // replay only the first `limit` events (0 = all)
-  int curve_points = 100;        // points of the progressive log-loss curve
-  bool progress = false;         // show a progress bar on stderr
+  bool user_context = true;  // add the sparse feature "user=<id>" to each event's context
+  size_t limit = 0;          // replay only the first `limit` events (0 = all)
+  int curve_points = 100;    // points of the progressive log-loss curve
+  bool progress = false;     // show a progress bar on stderr
   // Strategies to run, by name (empty = all: global, per_provider, static_cluster, per_item,
   // dynamic).
   std::vector<std::string> strategies;

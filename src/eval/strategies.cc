@@ -47,8 +47,10 @@ class KeyedStrategy final : public Strategy {
  private:
   Result<std::string> KeyOf(const ReplayEvent& e) {
     switch (key_) {
-      case SharingKey::kGlobal: return std::string();
-      case SharingKey::kItem: return e.item;
+      case SharingKey::kGlobal:
+        return std::string();
+      case SharingKey::kItem:
+        return e.item;
       case SharingKey::kProvider: {
         if (!e.provider.empty()) provider_of_[e.item] = e.provider;
         auto it = provider_of_.find(e.item);
@@ -110,8 +112,8 @@ class EngineStrategy final : public Strategy {
 };
 
 size_t HeadIndex(const std::vector<HeadSpec>& heads, const std::string& head) {
-  auto it = std::find_if(heads.begin(), heads.end(),
-                         [&](const HeadSpec& h) { return h.name == head; });
+  auto it =
+      std::find_if(heads.begin(), heads.end(), [&](const HeadSpec& h) { return h.name == head; });
   return static_cast<size_t>(it - heads.begin());
 }
 
@@ -120,9 +122,8 @@ size_t HeadIndex(const std::vector<HeadSpec>& heads, const std::string& head) {
 std::unique_ptr<Strategy> NewKeyedStrategy(std::string name, SharingKey key,
                                            const EngineOptions& options, const std::string& head,
                                            std::unordered_map<std::string, ClusterId> cluster_of) {
-  return std::make_unique<KeyedStrategy>(std::move(name), key, options,
-                                         HeadIndex(options.model.heads, head),
-                                         std::move(cluster_of));
+  return std::make_unique<KeyedStrategy>(
+      std::move(name), key, options, HeadIndex(options.model.heads, head), std::move(cluster_of));
 }
 
 std::unique_ptr<Strategy> NewEngineStrategy(std::string name, Engine* engine,

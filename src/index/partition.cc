@@ -59,6 +59,7 @@
 //   the report is suppressed below for TSan builds.
 
 #include "index/partition.h"
+
 #include "index/raw_hnsw.h"
 
 // hnswlib 0.6.2's SSE prefetch hints read one link past a full neighbour list (searchBaseLayer,
@@ -397,7 +398,6 @@ std::unique_ptr<Partition> NewPartition(int dim, const IndexOptions& options) {
   assert(dim > 0 && "a partition needs a positive dimension");
   return std::make_unique<FlatHnswPartition>(std::max(dim, 1), options);
 }
-
 
 struct RawHnsw::Impl {
   Impl(int dim, size_t capacity, int m, int ef_construction)

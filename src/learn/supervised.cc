@@ -5,8 +5,8 @@
 
 namespace dynspec {
 
-double SupervisedStep(const LearnOptions& o, const ModelLayout& layout, size_t head,
-                      double target, const FeatureVector& x, ModelState* model) {
+double SupervisedStep(const LearnOptions& o, const ModelLayout& layout, size_t head, double target,
+                      const FeatureVector& x, ModelState* model) {
   const HeadKind kind = layout.heads[head].kind;
   const double score = HeadScore(layout, *model, head, x);
   const double loss = HeadLoss(kind, HeadOutput(kind, score), target);

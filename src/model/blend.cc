@@ -41,8 +41,7 @@ BlendWeights ComputeBlendWeights(const BlendOptions& o, bool has_self, double se
 }
 
 void BlendParameters(const ModelLayout& layout, double adagrad_epsilon,
-                     std::span<const std::pair<const ModelState*, double>> parts,
-                     ModelState* out) {
+                     std::span<const std::pair<const ModelState*, double>> parts, ModelState* out) {
   InitModel(layout, adagrad_epsilon, out);
   double total = 0;
   for (const auto& [m, w] : parts) {

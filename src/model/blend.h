@@ -36,8 +36,8 @@ struct BlendWeights {
   bool empty() const;
 };
 
-BlendWeights ComputeBlendWeights(const BlendOptions& options, bool has_self,
-                                 double self_evidence, std::span<const BlendCandidate> neighbours,
+BlendWeights ComputeBlendWeights(const BlendOptions& options, bool has_self, double self_evidence,
+                                 std::span<const BlendCandidate> neighbours,
                                  double cluster_evidence);
 
 // out.weights = sum_j w_j * parts_j.weights over initialized parts (weights renormalized
