@@ -46,7 +46,8 @@ TEST_F(AmazonReplay, LearnedStrategiesBeatTheConstantRate) {
   auto report = RunReplay(*events_, Options());
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_EQ(report->events, 20000u);
-  EXPECT_EQ(report->strategies.size(), 5u);
+  EXPECT_EQ(report->strategies.size(), 6u);
+  EXPECT_EQ(report->recluster_runs.size(), 2u);  // every 10,000 events
   std::cout << FormatReport(*report);
   for (const char* name : {"global", "static_cluster", "dynamic"}) {
     const StrategyReport& s = Find(*report, name);

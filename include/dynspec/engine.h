@@ -22,6 +22,7 @@
 
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "dynspec/embedder.h"
@@ -75,6 +76,18 @@ class Engine {
   // Moves a provider and its items (with their models) to another cluster, creating the
   // cluster if it does not exist. The seam for performance-based re-clustering.
   virtual Status MoveProvider(const ProviderId& provider, ClusterId cluster) = 0;
+
+  // Re-clusters providers from cross-cluster performance (see ReclusterOptions and
+  // src/cluster/recluster.h) and moves those that do consistently better elsewhere. Runs
+  // also every recluster.period_seconds by itself. One run at a time.
+  virtual Result<ReclusterReport> Recluster() = 0;
+  // The shadow-evaluation statistics behind re-clustering.
+  virtual std::vector<ProviderPerformance> Performance() const = 0;
+
+  // Writes a consistent copy of the engine's durable state into `dir` (which must not
+  // exist) while the engine keeps serving; Engine::Open over that copy restores it.
+  // FailedPrecondition for a memory store.
+  virtual Status Backup(const std::string& dir) = 0;
 
   virtual Result<ItemInfo> GetItem(const ItemId& id) const = 0;
   virtual Result<ProviderInfo> GetProvider(const ProviderId& id) const = 0;

@@ -87,6 +87,33 @@ struct ClusterOptions {
   uint64_t seed = 42;
 };
 
+enum class Linkage { kSingle, kComplete, kAverage };
+
+// Re-clustering providers from cross-cluster performance (see src/cluster/recluster.h).
+struct ReclusterOptions {
+  // Fraction of feedback events that are also predicted, before learning, by the blends of
+  // other clusters (shadow evaluation) to fill the provider x cluster loss matrix.
+  double shadow_sample_rate = 0.05;
+  // Other clusters evaluated per sampled event: all when there are at most this many,
+  // otherwise the nearest ones by content centroid.
+  int shadow_max_clusters = 8;
+  // Loss statistics decay by half every this many shadow evaluations of a provider.
+  double decay_half_life = 5000;
+  // Shadow evaluations a provider needs in a cluster before that entry counts.
+  double min_evidence = 20;
+  Linkage linkage = Linkage::kAverage;
+  // Target number of performance clusters (0: the current number of clusters).
+  int target_clusters = 0;
+  // A move needs target loss <= home loss * (1 - move_margin) ...
+  double move_margin = 0.02;
+  // ... in this many consecutive runs (hysteresis) ...
+  int consecutive_runs = 2;
+  // ... and at most this many providers move per run (largest gain first).
+  int max_moves_per_run = 50;
+  // The engine runs re-clustering by itself every period (0: only on demand).
+  int64_t period_seconds = 86400;
+};
+
 struct LimitOptions {
   size_t max_id_bytes = 256;
   size_t max_text_bytes = 1 << 20;
@@ -102,6 +129,7 @@ struct EngineOptions {
   LearnOptions learn;
   std::vector<RewardTerm> reward = DefaultRewardTerms();
   ClusterOptions cluster;
+  ReclusterOptions recluster;
   LimitOptions limits;
 };
 

@@ -110,6 +110,52 @@ struct ClusterInfo {
   double evidence = 0;             // feedback events seen by the cluster model
 };
 
+// Shadow-evaluation statistics of one provider: its mean loss when its items are predicted
+// by each cluster's blend (decayed; see ReclusterOptions).
+struct ClusterLoss {
+  ClusterId cluster = 0;
+  double mean_loss = 0;
+  double evidence = 0;
+};
+struct ProviderPerformance {
+  ProviderId provider;
+  ClusterId cluster = 0;
+  std::vector<ClusterLoss> losses;
+};
+
+struct ProviderMove {
+  ProviderId provider;
+  ClusterId from = 0;
+  ClusterId to = 0;
+  double home_loss = 0;    // mean shadow loss in its current cluster
+  double target_loss = 0;  // mean shadow loss in the target cluster
+  double home_evidence = 0;
+  double target_evidence = 0;
+  int streak = 0;  // consecutive runs the move has been a candidate
+};
+
+// What one re-clustering run did and why.
+struct ReclusterReport {
+  int64_t started_unix_seconds = 0;
+  double seconds = 0;
+  size_t providers_profiled = 0;  // with enough shadow evidence
+  size_t providers_skipped = 0;
+  std::vector<ProviderMove> moves;     // applied
+  std::vector<ProviderMove> deferred;  // waiting for hysteresis or over the per-run cap
+  // Adjusted Rand index between the current assignment and the performance clustering.
+  double adjusted_rand_index = 1;
+  // The dendrogram of the profiled providers in SciPy linkage form: merge i joins a and b
+  // (ids < leaves.size() are leaves, leaves.size() + j is merge j) at `distance`.
+  std::vector<ProviderId> dendrogram_leaves;
+  struct Merge {
+    size_t a = 0, b = 0;
+    double distance = 0;
+    size_t size = 0;
+  };
+  std::vector<Merge> dendrogram;
+  std::vector<ClusterInfo> clusters_after;
+};
+
 struct EngineStats {
   uint64_t items = 0;
   uint64_t served_items = 0;

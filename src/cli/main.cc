@@ -2,6 +2,7 @@
 // the shared option table (config/options_table.h), so --help lists every one of them.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -54,6 +55,7 @@ struct ReplayFlags {
   bool no_user_context = false;
   bool no_tune = false;
   bool no_progress = false;
+  size_t recluster_every = 10000;
   std::map<std::string, std::string> engine;
 };
 
@@ -63,6 +65,9 @@ int RunReplayCommand(const CLI::App* cmd, const ReplayFlags& f) {
   engine_options.model.heads = {{f.head, dynspec::HeadKind::kBinary, false}};
   engine_options.reward = {{f.head, 1, 0}};
   engine_options.model.sparse_dim = 1024;
+  // Shadow evaluation for dynamic_recluster: a quarter of the events fill the loss matrix.
+  engine_options.recluster.shadow_sample_rate = 0.25;
+  engine_options.recluster.min_evidence = 10;
   if (Status st = ApplyEngineFlags(cmd, f.engine, &engine_options); !st.ok()) return Fail(st);
 
   std::vector<dynspec::eval::ReplayEvent> events;
@@ -93,6 +98,7 @@ int RunReplayCommand(const CLI::App* cmd, const ReplayFlags& f) {
   options.limit = f.limit;
   options.strategies = f.strategies;
   options.progress = !f.no_progress;
+  options.recluster_every = f.recluster_every;
 
   std::vector<dynspec::eval::TuneTrial> trials;
   if (!f.no_tune) {
@@ -119,6 +125,143 @@ int RunReplayCommand(const CLI::App* cmd, const ReplayFlags& f) {
   return 0;
 }
 
+// ---- commands on a data directory ----------------------------------------------------
+
+struct DataDirFlags {
+  std::string data_dir;
+  int sync_every_ms = 0;
+  std::map<std::string, std::string> engine;
+};
+
+void AddDataDirFlags(CLI::App* cmd, DataDirFlags* f) {
+  cmd->add_option("--data-dir", f->data_dir, "data directory of the durable store")->required();
+  cmd->add_option("--sync-every-ms", f->sync_every_ms,
+                  "0: sync every write; >0: group commit window (see docs/storage.md)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 60000));
+  AddEngineFlags(cmd, &f->engine);
+}
+
+// The layout a data directory was written with (embedding dimension, heads, context
+// widths), so commands on an existing directory need no flags to match it.
+Status ApplyStoredLayout(const std::string& dir, EngineOptions* options) {
+  std::error_code ec;
+  if (!std::filesystem::exists(dir, ec)) return Status::Ok();  // a new data directory
+  dynspec::DurableStoreOptions so;
+  so.create_if_missing = false;
+  DYNSPEC_ASSIGN_OR_RETURN(std::unique_ptr<dynspec::Store> store,
+                           dynspec::OpenDurableStore(dir, so));
+  dynspec::StoreBatch all;
+  DYNSPEC_RETURN_IF_ERROR(store->LoadAll(&all));
+  const auto& meta = all.put_meta;
+  auto set = [&](const char* key, const char* option) -> Status {
+    auto it = meta.find(key);
+    if (it == meta.end()) return Status::Ok();
+    std::string value = it->second;
+    if (!value.empty() && value.back() == ',') value.pop_back();
+    return dynspec::SetEngineOption(*options, option, value);
+  };
+  DYNSPEC_RETURN_IF_ERROR(set("engine.embedding_dim", "embed.dim"));
+  DYNSPEC_RETURN_IF_ERROR(set("engine.dense_dim", "model.dense_dim"));
+  DYNSPEC_RETURN_IF_ERROR(set("engine.sparse_dim", "model.sparse_dim"));
+  DYNSPEC_RETURN_IF_ERROR(set("engine.heads", "model.heads"));
+  // Keep only reward terms whose head still exists.
+  std::vector<dynspec::RewardTerm> terms;
+  for (const auto& t : options->reward) {
+    for (const auto& h : options->model.heads) {
+      if (h.name == t.head) terms.push_back(t);
+    }
+  }
+  options->reward = terms;
+  return Status::Ok();
+}
+
+dynspec::Result<std::unique_ptr<dynspec::Engine>> OpenEngineAt(const CLI::App* cmd,
+                                                               const DataDirFlags& f) {
+  EngineOptions options;
+  DYNSPEC_RETURN_IF_ERROR(ApplyStoredLayout(f.data_dir, &options));
+  DYNSPEC_RETURN_IF_ERROR(ApplyEngineFlags(cmd, f.engine, &options));
+  dynspec::DurableStoreOptions so;
+  so.sync_every_ms = f.sync_every_ms;
+  DYNSPEC_ASSIGN_OR_RETURN(std::unique_ptr<dynspec::Store> store,
+                           dynspec::OpenDurableStore(f.data_dir, so));
+  return dynspec::Engine::Open(options, std::move(store));
+}
+
+std::string SourceName(dynspec::Contribution::Source s) {
+  switch (s) {
+    case dynspec::Contribution::Source::kSelf:
+      return "self";
+    case dynspec::Contribution::Source::kNeighbour:
+      return "neighbour";
+    case dynspec::Contribution::Source::kClusterPrior:
+      return "cluster prior";
+  }
+  return "?";
+}
+
+void PrintPrediction(const dynspec::Prediction& p) {
+  dynspec::eval::TextTable heads({"head", "prediction"});
+  for (size_t h = 0; h < p.heads.size(); ++h) {
+    heads.AddRow({p.head_names[h], dynspec::eval::FormatDouble(p.heads[h], 4)});
+  }
+  std::cout << "cluster " << p.cluster << ", expected reward "
+            << dynspec::eval::FormatDouble(p.expected_reward, 4) << "\n"
+            << heads.Render() << "\n";
+  dynspec::eval::TextTable parts({"source", "item", "similarity", "evidence", "weight"});
+  for (const auto& c : p.contributions) {
+    parts.AddRow({SourceName(c.source), c.item_id, dynspec::eval::FormatDouble(c.similarity, 3),
+                  dynspec::eval::FormatDouble(c.evidence, 0),
+                  dynspec::eval::FormatDouble(c.weight, 4)});
+  }
+  std::cout << parts.Render();
+}
+
+// "like=1" -> {"like", 1}
+dynspec::Result<dynspec::Responses> ParseResponses(const std::vector<std::string>& items) {
+  dynspec::Responses out;
+  for (const auto& item : items) {
+    const auto eq = item.find('=');
+    char* end = nullptr;
+    const double v = eq == std::string::npos ? 0 : std::strtod(item.c_str() + eq + 1, &end);
+    if (eq == std::string::npos || eq == 0 || end == item.c_str() + eq + 1 || *end != '\0') {
+      return Status::InvalidArgument("--response '" + item + "' is not head=number");
+    }
+    out[item.substr(0, eq)] = v;
+  }
+  return out;
+}
+
+int InspectDataDir(const CLI::App* cmd, const DataDirFlags& f, const std::string& item) {
+  auto engine = OpenEngineAt(cmd, f);
+  if (!engine.ok()) return Fail(engine.status());
+  const dynspec::EngineStats s = (*engine)->Stats();
+  std::cout << "data directory " << f.data_dir << "\n"
+            << "embedding dimension " << (*engine)->embedding_dim() << ", heads "
+            << dynspec::FormatHeads((*engine)->options().model.heads) << "\n"
+            << "items " << s.items << " (served " << s.served_items << "), providers "
+            << s.providers << ", clusters " << s.clusters << ", feedback events "
+            << s.feedback_events << "\n";
+  dynspec::eval::TextTable clusters({"cluster", "providers", "items", "served", "evidence"});
+  for (const auto& c : (*engine)->ListClusters()) {
+    clusters.AddRow({std::to_string(c.id), std::to_string(c.provider_count),
+                     std::to_string(c.item_count), std::to_string(c.served_item_count),
+                     dynspec::eval::FormatDouble(c.evidence, 0)});
+  }
+  std::cout << clusters.Render();
+  if (!item.empty()) {
+    auto info = (*engine)->GetItem(item);
+    if (!info.ok()) return Fail(info.status());
+    std::cout << "\nitem " << info->id << ": provider " << info->provider << ", cluster "
+              << info->cluster << ", version " << info->version << ", evidence "
+              << info->model.evidence << (info->served ? ", served" : ", not served yet") << "\n";
+    auto p = (*engine)->Predict({item});
+    if (!p.ok()) return Fail(p.status());
+    PrintPrediction(*p);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -139,8 +282,9 @@ int main(int argc, char** argv) {
   replay_cmd->add_option("--out", replay.out_dir, "folder for replay.json, .csv and .svg")
       ->capture_default_str();
   replay_cmd->add_option("--head", replay.head, "binary head to evaluate")->capture_default_str();
-  replay_cmd->add_option("--strategies", replay.strategies,
-                         "subset of: global per_provider static_cluster per_item dynamic");
+  replay_cmd->add_option(
+      "--strategies", replay.strategies,
+      "subset of: global per_provider static_cluster per_item dynamic dynamic_recluster");
   replay_cmd->add_option("--limit", replay.limit, "replay only the first N events (0 = all)");
   replay_cmd->add_option("--clusters", replay.clusters, "initial provider clusters")
       ->capture_default_str()
@@ -153,6 +297,10 @@ int main(int argc, char** argv) {
   replay_cmd->add_flag("--no-tune", replay.no_tune,
                        "skip tuning on the earlier half; use the settings as given");
   replay_cmd->add_flag("--no-progress", replay.no_progress, "no progress bar");
+  replay_cmd
+      ->add_option("--recluster-every", replay.recluster_every,
+                   "dynamic_recluster re-clusters every N events (0 = never)")
+      ->capture_default_str();
   AddEngineFlags(replay_cmd, &replay.engine);
 
   std::string ratings, meta, output;
@@ -173,6 +321,44 @@ int main(int argc, char** argv) {
   CLI::App* config_cmd =
       app.add_subcommand("config", "Print the effective engine settings as JSON");
   AddEngineFlags(config_cmd, &config_engine);
+
+  DataDirFlags ingest_flags;
+  dynspec::ItemInput ingest_item;
+  CLI::App* ingest_cmd = app.add_subcommand("ingest", "Add an item to a data directory");
+  AddDataDirFlags(ingest_cmd, &ingest_flags);
+  ingest_cmd->add_option("--id", ingest_item.id, "item id")->required();
+  ingest_cmd->add_option("--provider", ingest_item.provider, "provider id")->required();
+  ingest_cmd->add_option("--text", ingest_item.content.text, "content text")->required();
+
+  DataDirFlags predict_flags;
+  std::string predict_item;
+  CLI::App* predict_cmd =
+      app.add_subcommand("predict", "Predict an item's responses and show its blend");
+  AddDataDirFlags(predict_cmd, &predict_flags);
+  predict_cmd->add_option("--item", predict_item, "item id")->required();
+
+  DataDirFlags feedback_flags;
+  std::string feedback_item, feedback_event;
+  std::vector<std::string> feedback_responses;
+  CLI::App* feedback_cmd = app.add_subcommand("feedback", "Learn from one response to an item");
+  AddDataDirFlags(feedback_cmd, &feedback_flags);
+  feedback_cmd->add_option("--item", feedback_item, "item id")->required();
+  feedback_cmd->add_option("--event-id", feedback_event, "idempotency key (optional)");
+  feedback_cmd->add_option("--response", feedback_responses, "head=value, repeatable")->required();
+
+  DataDirFlags inspect_flags;
+  std::string inspect_item;
+  CLI::App* inspect_cmd =
+      app.add_subcommand("inspect", "Counts, layout and clusters of a data directory");
+  AddDataDirFlags(inspect_cmd, &inspect_flags);
+  inspect_cmd->add_option("--item", inspect_item, "also show this item, its model and blend");
+
+  DataDirFlags backup_flags;
+  std::string backup_to;
+  CLI::App* backup_cmd =
+      app.add_subcommand("backup", "Copy a data directory consistently (open the copy to restore)");
+  AddDataDirFlags(backup_cmd, &backup_flags);
+  backup_cmd->add_option("--to", backup_to, "new directory for the copy")->required();
 
   CLI11_PARSE(app, argc, argv);
 
@@ -218,6 +404,44 @@ int main(int argc, char** argv) {
       return Fail(st);
     }
     std::cout << dynspec::EngineOptionsToJson(options) << "\n";
+    return 0;
+  }
+  if (ingest_cmd->parsed()) {
+    auto engine = OpenEngineAt(ingest_cmd, ingest_flags);
+    if (!engine.ok()) return Fail(engine.status());
+    if (Status st = (*engine)->Ingest(ingest_item); !st.ok()) return Fail(st);
+    auto provider = (*engine)->GetProvider(ingest_item.provider);
+    std::cout << "ingested " << ingest_item.id << " (provider " << ingest_item.provider
+              << ", cluster " << (provider.ok() ? provider->cluster : 0) << ")\n";
+    return 0;
+  }
+  if (predict_cmd->parsed()) {
+    auto engine = OpenEngineAt(predict_cmd, predict_flags);
+    if (!engine.ok()) return Fail(engine.status());
+    auto p = (*engine)->Predict({predict_item});
+    if (!p.ok()) return Fail(p.status());
+    PrintPrediction(*p);
+    return 0;
+  }
+  if (feedback_cmd->parsed()) {
+    auto responses = ParseResponses(feedback_responses);
+    if (!responses.ok()) return Fail(responses.status());
+    auto engine = OpenEngineAt(feedback_cmd, feedback_flags);
+    if (!engine.ok()) return Fail(engine.status());
+    auto r = (*engine)->Feedback({feedback_event, feedback_item, {}, *responses});
+    if (!r.ok()) return Fail(r.status());
+    std::cout << "learned: reward " << r->reward << ", item version " << r->item_version
+              << (r->item_joined_partition ? ", item joined its partition" : "") << "\n";
+    return 0;
+  }
+  if (inspect_cmd->parsed()) return InspectDataDir(inspect_cmd, inspect_flags, inspect_item);
+  if (backup_cmd->parsed()) {
+    // A directory held by a serving process is backed up by that process (Engine::Backup);
+    // this command is for a directory no process holds.
+    auto engine = OpenEngineAt(backup_cmd, backup_flags);
+    if (!engine.ok()) return Fail(engine.status());
+    if (Status st = (*engine)->Backup(backup_to); !st.ok()) return Fail(st);
+    std::cout << "backed up " << backup_flags.data_dir << " to " << backup_to << "\n";
     return 0;
   }
   return 0;

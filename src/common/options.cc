@@ -74,6 +74,22 @@ Status ValidateOptions(const EngineOptions& o) {
   }
   if (o.cluster.initial_clusters < 1) return Bad("cluster.initial_clusters", "must be >= 1");
   if (o.cluster.kmeans_iterations < 1) return Bad("cluster.kmeans_iterations", "must be >= 1");
+  const auto& r = o.recluster;
+  if (!(r.shadow_sample_rate >= 0 && r.shadow_sample_rate <= 1)) {
+    return Bad("recluster.shadow_sample_rate", "must be in [0, 1]");
+  }
+  if (r.shadow_max_clusters < 0) return Bad("recluster.shadow_max_clusters", "must be >= 0");
+  if (!Positive(r.decay_half_life)) return Bad("recluster.decay_half_life", "must be > 0");
+  if (!(r.min_evidence >= 0) || !std::isfinite(r.min_evidence)) {
+    return Bad("recluster.min_evidence", "must be >= 0");
+  }
+  if (r.target_clusters < 0) return Bad("recluster.target_clusters", "must be >= 0");
+  if (!(r.move_margin >= 0 && r.move_margin < 1)) {
+    return Bad("recluster.move_margin", "must be in [0, 1)");
+  }
+  if (r.consecutive_runs < 1) return Bad("recluster.consecutive_runs", "must be >= 1");
+  if (r.max_moves_per_run < 0) return Bad("recluster.max_moves_per_run", "must be >= 0");
+  if (r.period_seconds < 0) return Bad("recluster.period_seconds", "must be >= 0");
   if (o.limits.max_id_bytes < 1 || o.limits.max_text_bytes < 1 || o.limits.max_batch_items < 1) {
     return Bad("limits", "must all be >= 1");
   }

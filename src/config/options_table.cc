@@ -91,6 +91,20 @@ std::vector<OptionEntry> BuildTable() {
       DYNSPEC_NUMBER_OPTION(cluster.initial_clusters, "clusters of the content-only bootstrap"),
       DYNSPEC_NUMBER_OPTION(cluster.kmeans_iterations, "k-means iterations at most"),
       DYNSPEC_NUMBER_OPTION(cluster.seed, "k-means seed"),
+      DYNSPEC_NUMBER_OPTION(recluster.shadow_sample_rate,
+                            "fraction of feedback events shadow-evaluated in other clusters"),
+      DYNSPEC_NUMBER_OPTION(recluster.shadow_max_clusters,
+                            "other clusters evaluated per sampled event"),
+      DYNSPEC_NUMBER_OPTION(recluster.decay_half_life,
+                            "shadow evaluations after which loss statistics weigh half"),
+      DYNSPEC_NUMBER_OPTION(recluster.min_evidence,
+                            "shadow evaluations needed before a provider x cluster entry counts"),
+      DYNSPEC_NUMBER_OPTION(recluster.target_clusters, "performance clusters (0 = current count)"),
+      DYNSPEC_NUMBER_OPTION(recluster.move_margin, "relative loss gain a move needs"),
+      DYNSPEC_NUMBER_OPTION(recluster.consecutive_runs, "runs in a row a move must win"),
+      DYNSPEC_NUMBER_OPTION(recluster.max_moves_per_run, "most providers moved per run"),
+      DYNSPEC_NUMBER_OPTION(recluster.period_seconds,
+                            "automatic re-clustering period in seconds (0 = on demand only)"),
       DYNSPEC_NUMBER_OPTION(limits.max_id_bytes, "longest accepted id"),
       DYNSPEC_NUMBER_OPTION(limits.max_text_bytes, "longest accepted content text"),
       DYNSPEC_NUMBER_OPTION(limits.max_sparse_features, "most sparse context features"),
@@ -101,6 +115,29 @@ std::vector<OptionEntry> BuildTable() {
                [](const EngineOptions& o) { return FormatHeads(o.model.heads); },
                [](EngineOptions& o, const std::string& text) {
                  DYNSPEC_ASSIGN_OR_RETURN(o.model.heads, ParseHeads(text));
+                 return Status::Ok();
+               }});
+  t.push_back({"recluster.linkage", "single, complete or average",
+               [](const EngineOptions& o) {
+                 switch (o.recluster.linkage) {
+                   case Linkage::kSingle:
+                     return std::string("single");
+                   case Linkage::kComplete:
+                     return std::string("complete");
+                   case Linkage::kAverage:
+                     return std::string("average");
+                 }
+                 return std::string("average");
+               },
+               [](EngineOptions& o, const std::string& text) {
+                 if (text == "single")
+                   o.recluster.linkage = Linkage::kSingle;
+                 else if (text == "complete")
+                   o.recluster.linkage = Linkage::kComplete;
+                 else if (text == "average")
+                   o.recluster.linkage = Linkage::kAverage;
+                 else
+                   return ParseError("recluster.linkage", text, "single, complete or average");
                  return Status::Ok();
                }});
   t.push_back({"reward", "reward terms as head=weight[@cap], comma separated",

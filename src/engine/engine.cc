@@ -12,15 +12,21 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <set>
 #include <shared_mutex>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "cluster/kmeans.h"
+#include "cluster/recluster.h"
+#include "common/hash.h"
 #include "common/vector_math.h"
 #include "index/partition.h"
 #include "learn/reward.h"
@@ -107,6 +113,33 @@ class EngineImpl final : public Engine {
     layout_.heads = options.model.heads;
     layout_.width = encoder_.width();
     for (size_t h = 0; h < layout_.heads.size(); ++h) head_index_[layout_.heads[h].name] = h;
+  }
+
+  ~EngineImpl() override {
+    {
+      std::lock_guard lock(scheduler_mu_);
+      shutting_down_ = true;
+    }
+    scheduler_cv_.notify_all();
+    if (scheduler_.joinable()) scheduler_.join();
+  }
+
+  // Runs Recluster every recluster.period_seconds until the engine is destroyed.
+  void StartScheduler() {
+    if (options_.recluster.period_seconds <= 0) return;
+    scheduler_ = std::thread([this] {
+      const auto period = std::chrono::seconds(options_.recluster.period_seconds);
+      std::unique_lock lock(scheduler_mu_);
+      while (!scheduler_cv_.wait_for(lock, period, [this] { return shutting_down_; })) {
+        lock.unlock();
+        auto r = Recluster();
+        if (!r.ok()) {
+          std::fprintf(stderr, "dynspec: scheduled re-clustering failed: %s\n",
+                       r.status().ToString().c_str());
+        }
+        lock.lock();
+      }
+    });
   }
 
   Status Load() {
@@ -434,6 +467,10 @@ class EngineImpl final : public Engine {
     EventReservation reservation(this, event.event_id);
     DYNSPEC_RETURN_IF_ERROR(reservation.status());
 
+    if (ShouldShadowEvaluate()) {
+      DYNSPEC_RETURN_IF_ERROR(ShadowEvaluate(item, cluster, x, targets));
+    }
+
     // A brand-new item's own model starts as the parameter blend of its neighbours and the
     // cluster model, so it is never cold. Computed before taking the item lock (it reads
     // other items' models under their own locks).
@@ -589,6 +626,67 @@ class EngineImpl final : public Engine {
     to.providers.insert(provider);
     ps.cluster = target;
     return Status::Ok();
+  }
+
+  Status Backup(const std::string& dir) override { return store_->Backup(dir); }
+
+  Result<ReclusterReport> Recluster() override {
+    std::lock_guard run(recluster_mu_);
+    ReclusterReport report;
+    const auto started = std::chrono::system_clock::now();
+    report.started_unix_seconds =
+        std::chrono::duration_cast<std::chrono::seconds>(started.time_since_epoch()).count();
+    std::vector<ProviderProfile> profiles;
+    std::vector<ClusterId> cluster_ids;
+    {
+      std::shared_lock lock(catalog_mu_);
+      for (const auto& [id, cs] : clusters_) cluster_ids.push_back(id);
+      std::lock_guard perf_lock(perf_mu_);
+      for (const auto& [id, ps] : providers_) {
+        ProviderProfile p{id, ps.cluster, {}};
+        auto it = perf_.find(id);
+        if (it != perf_.end()) p.cells = it->second;
+        profiles.push_back(std::move(p));
+      }
+    }
+    DYNSPEC_ASSIGN_OR_RETURN(
+        ReclusterPlan plan,
+        PlanRecluster(profiles, cluster_ids, options_.recluster, &recluster_state_));
+    auto to_move = [](const MoveDecision& m) {
+      return ProviderMove{m.provider,        m.from,        m.to,
+                          m.home_loss,       m.target_loss, m.home_evidence,
+                          m.target_evidence, m.streak};
+    };
+    for (const auto& m : plan.moves) {
+      DYNSPEC_RETURN_IF_ERROR(
+          MoveProvider(m.provider, m.to).WithContext("moving provider '" + m.provider + "'"));
+      report.moves.push_back(to_move(m));
+    }
+    for (const auto& m : plan.deferred) report.deferred.push_back(to_move(m));
+    report.providers_profiled = plan.providers_profiled;
+    report.providers_skipped = plan.providers_skipped;
+    report.adjusted_rand_index = plan.adjusted_rand_index;
+    report.dendrogram_leaves = plan.leaves;
+    for (const auto& m : plan.dendrogram.merges) {
+      report.dendrogram.push_back({m.a, m.b, m.distance, m.size});
+    }
+    report.clusters_after = ListClusters();
+    report.seconds =
+        std::chrono::duration<double>(std::chrono::system_clock::now() - started).count();
+    return report;
+  }
+
+  std::vector<ProviderPerformance> Performance() const override {
+    std::shared_lock lock(catalog_mu_);
+    std::lock_guard perf_lock(perf_mu_);
+    std::vector<ProviderPerformance> out;
+    for (const auto& [id, cells] : perf_) {
+      auto p = providers_.find(id);
+      ProviderPerformance pp{id, p == providers_.end() ? 0 : p->second.cluster, {}};
+      for (const auto& [c, cell] : cells) pp.losses.push_back({c, cell.mean(), cell.count});
+      out.push_back(std::move(pp));
+    }
+    return out;
   }
 
   Result<ItemInfo> GetItem(const ItemId& id) const override {
@@ -839,6 +937,81 @@ class EngineImpl final : public Engine {
     return Status::Ok();
   }
 
+  // Deterministic sampling of feedback events for shadow evaluation.
+  bool ShouldShadowEvaluate() {
+    const double rate = options_.recluster.shadow_sample_rate;
+    if (rate <= 0) return false;
+    const uint64_t n = shadow_counter_.fetch_add(1, std::memory_order_relaxed);
+    return double(Mix64(n) >> 11) * 0x1.0p-53 < rate;
+  }
+
+  // Predicts the event with the blend of every candidate cluster (home included, the
+  // item's own model excluded, so all clusters are judged on the same footing and before
+  // learning from the event) and adds the losses to the provider's row of the
+  // provider x cluster matrix. Requires the shared catalog lock; takes item locks one at a
+  // time and perf_mu_ last.
+  Status ShadowEvaluate(const ItemState& item, const ClusterState& home, const FeatureVector& x,
+                        const std::vector<std::pair<size_t, double>>& targets) {
+    std::vector<const ClusterState*> candidates = {&home};
+    std::vector<std::pair<double, const ClusterState*>> others;
+    for (const auto& [id, cs] : clusters_) {
+      if (cs.get() == &home || cs->partition->size() == 0) continue;
+      std::vector<float> c = NormalizedCentroid(cs->centroid_sum);
+      others.push_back({c.empty() ? -2.0 : double(Dot(item.embedding, c)), cs.get()});
+    }
+    const size_t limit = static_cast<size_t>(options_.recluster.shadow_max_clusters);
+    if (others.size() > limit) {
+      std::partial_sort(others.begin(), others.begin() + limit, others.end(),
+                        [](const auto& a, const auto& b) { return a.first > b.first; });
+      others.resize(limit);
+    }
+    for (const auto& o : others) candidates.push_back(o.second);
+
+    std::vector<std::pair<ClusterId, double>> losses;
+    std::vector<double> outputs(layout_.heads.size());
+    for (const ClusterState* cs : candidates) {
+      DYNSPEC_ASSIGN_OR_RETURN(std::vector<NeighbourView> neighbours,
+                               ReadNeighbours(*cs, item.embedding, &item, x));
+      std::vector<double> prior(layout_.heads.size());
+      double prior_evidence;
+      {
+        std::lock_guard model_lock(cs->model_mu);
+        prior_evidence = cs->model.evidence;
+        PredictHeads(layout_, cs->model, x, prior);
+      }
+      std::vector<BlendCandidate> bc;
+      for (const auto& n : neighbours) bc.push_back({n.similarity, n.evidence});
+      const BlendWeights w = ComputeBlendWeights(options_.blend, false, 0, bc, prior_evidence);
+      if (w.empty()) {
+        PredictHeads(layout_, ModelState(), x, outputs);
+      } else {
+        for (size_t h = 0; h < outputs.size(); ++h) {
+          outputs[h] = w.cluster_prior * prior[h];
+          for (size_t i = 0; i < neighbours.size(); ++i) {
+            outputs[h] += w.neighbours[i] * neighbours[i].outputs[h];
+          }
+        }
+      }
+      double loss = 0;
+      for (const auto& [head, target] : targets) {
+        loss += HeadLoss(layout_.heads[head].kind, outputs[head], target);
+      }
+      losses.emplace_back(cs->id, loss);
+    }
+    const double decay = std::exp2(-1.0 / options_.recluster.decay_half_life);
+    std::lock_guard perf_lock(perf_mu_);
+    auto& row = perf_[item.provider];
+    for (auto& [c, cell] : row) {
+      cell.loss_sum *= decay;
+      cell.count *= decay;
+    }
+    for (const auto& [c, loss] : losses) {
+      row[c].loss_sum += loss;
+      row[c].count += 1;
+    }
+    return Status::Ok();
+  }
+
   // Requires item.mu and the shared catalog lock.
   ItemRecord RecordOf(const ItemState& item) const {
     ItemRecord r;
@@ -878,6 +1051,19 @@ class EngineImpl final : public Engine {
   mutable std::mutex reward_mu_;
   std::shared_ptr<const RewardFunction> reward_;
 
+  // Shadow evaluation and re-clustering. perf_mu_ is a leaf lock; recluster_mu_ serializes
+  // runs and is taken before the catalog lock.
+  mutable std::mutex perf_mu_;
+  std::map<ProviderId, std::map<ClusterId, LossCell>> perf_;
+  std::atomic<uint64_t> shadow_counter_{0};
+  std::mutex recluster_mu_;
+  ReclusterState recluster_state_;  // guarded by recluster_mu_
+
+  std::mutex scheduler_mu_;
+  std::condition_variable scheduler_cv_;
+  bool shutting_down_ = false;  // guarded by scheduler_mu_
+  std::thread scheduler_;
+
   std::atomic<uint64_t> feedback_events_{0};
   mutable std::atomic<uint64_t> predictions_{0};
 };
@@ -895,6 +1081,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options,
   auto engine = std::make_unique<EngineImpl>(options, std::move(store), std::move(embedder),
                                              std::move(reward));
   DYNSPEC_RETURN_IF_ERROR(engine->Load());
+  engine->StartScheduler();
   return std::unique_ptr<Engine>(std::move(engine));
 }
 

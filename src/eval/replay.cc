@@ -11,6 +11,7 @@
 
 #include "dynspec/engine.h"
 #include "eval/progress.h"
+#include "eval/recluster_report.h"
 #include "eval/strategies.h"
 #include "eval/svg_plot.h"
 #include "eval/table.h"
@@ -23,6 +24,7 @@ constexpr const char* kPerProvider = "per_provider";
 constexpr const char* kStaticCluster = "static_cluster";
 constexpr const char* kPerItem = "per_item";
 constexpr const char* kDynamic = "dynamic";
+constexpr const char* kDynamicRecluster = "dynamic_recluster";
 
 double ConstantLogLoss(double rate, double positives, double count) {
   if (count <= 0) return NAN;
@@ -39,7 +41,7 @@ Context ContextOf(const ReplayEvent& e, bool user_context) {
 }  // namespace
 
 std::vector<std::string> AllStrategyNames() {
-  return {kGlobal, kPerProvider, kStaticCluster, kPerItem, kDynamic};
+  return {kGlobal, kPerProvider, kStaticCluster, kPerItem, kDynamic, kDynamicRecluster};
 }
 
 Result<ReplayReport> RunReplay(const std::vector<ReplayEvent>& all_events,
@@ -80,19 +82,34 @@ Result<ReplayReport> RunReplay(const std::vector<ReplayEvent>& all_events,
     providers.insert(e.provider);
   }
 
-  auto engine_options = options.engine;
   auto lr_of = [&](const std::string& name) {
     auto it = options.learning_rates.find(name);
+    // dynamic_recluster shares the dynamic strategy's tuned settings.
+    if (it == options.learning_rates.end() && name == kDynamicRecluster) {
+      it = options.learning_rates.find(kDynamic);
+    }
     return it != options.learning_rates.end() ? it->second : options.engine.learn.learning_rate;
   };
-  engine_options.learn.learning_rate = lr_of(kDynamic);
-  DYNSPEC_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Open(engine_options));
-  for (size_t start = 0; start < catalog.size(); start += options.engine.limits.max_batch_items) {
-    const size_t end = std::min(catalog.size(), start + options.engine.limits.max_batch_items);
-    std::vector<ItemInput> chunk(catalog.begin() + start, catalog.begin() + end);
-    DYNSPEC_RETURN_IF_ERROR(engine->IngestBatch(chunk).WithContext("ingesting the catalog"));
+  // One engine per dynamic strategy, over the same catalog and initial clusters.
+  auto open_engine = [&](const std::string& name, bool shadow) -> Result<std::unique_ptr<Engine>> {
+    EngineOptions o = options.engine;
+    o.learn.learning_rate = lr_of(name);
+    o.recluster.period_seconds = 0;  // the replay decides when (in stream time)
+    if (!shadow) o.recluster.shadow_sample_rate = 0;
+    DYNSPEC_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Open(o));
+    for (size_t start = 0; start < catalog.size(); start += o.limits.max_batch_items) {
+      const size_t end = std::min(catalog.size(), start + o.limits.max_batch_items);
+      std::vector<ItemInput> chunk(catalog.begin() + start, catalog.begin() + end);
+      DYNSPEC_RETURN_IF_ERROR(engine->IngestBatch(chunk).WithContext("ingesting the catalog"));
+    }
+    DYNSPEC_RETURN_IF_ERROR(engine->BootstrapClusters(options.clusters));
+    return engine;
+  };
+  DYNSPEC_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, open_engine(kDynamic, false));
+  std::unique_ptr<Engine> recluster_engine;
+  if (std::find(names.begin(), names.end(), kDynamicRecluster) != names.end()) {
+    DYNSPEC_ASSIGN_OR_RETURN(recluster_engine, open_engine(kDynamicRecluster, true));
   }
-  DYNSPEC_RETURN_IF_ERROR(engine->BootstrapClusters(options.clusters));
   std::unordered_map<std::string, ClusterId> cluster_of;
   for (const auto& p : providers) {
     DYNSPEC_ASSIGN_OR_RETURN(ProviderInfo info, engine->GetProvider(p));
@@ -112,8 +129,10 @@ Result<ReplayReport> RunReplay(const std::vector<ReplayEvent>& all_events,
           NewKeyedStrategy(name, SharingKey::kCluster, o, options.head, cluster_of));
     } else if (name == kPerItem) {
       strategies.push_back(NewKeyedStrategy(name, SharingKey::kItem, o, options.head));
-    } else {
+    } else if (name == kDynamic) {
       strategies.push_back(NewEngineStrategy(name, engine.get(), options.head));
+    } else {
+      strategies.push_back(NewEngineStrategy(name, recluster_engine.get(), options.head));
     }
   }
 
@@ -171,6 +190,12 @@ Result<ReplayReport> RunReplay(const std::vector<ReplayEvent>& all_events,
       }
     }
     responses_seen[e.item]++;
+    if (recluster_engine && options.recluster_every > 0 && (i + 1) % options.recluster_every == 0) {
+      DYNSPEC_ASSIGN_OR_RETURN(ReclusterReport rr, recluster_engine->Recluster());
+      report.recluster_runs.push_back({i + 1, rr.moves.size(), rr.deferred.size(),
+                                       rr.providers_profiled, rr.adjusted_rand_index});
+      report.last_recluster = std::move(rr);
+    }
     if ((i + 1) % curve_every == 0 || i + 1 == n) {
       for (size_t s = 0; s < strategies.size(); ++s) {
         const double c = double(report.strategies[s].all.count());
@@ -200,8 +225,13 @@ Result<TuneResult> TuneOnEarlierHalf(const std::vector<ReplayEvent>& events,
   // 1. Learning rate, per strategy, all strategies in one replay per rate.
   const double rates[] = {0.03, 0.1, 0.3, 1.0};
   std::map<std::string, std::pair<double, double>> best;  // name -> (loss, rate)
+  std::vector<std::string> tuned_names;
+  for (const auto& name : base.strategies.empty() ? AllStrategyNames() : base.strategies) {
+    if (name != kDynamicRecluster) tuned_names.push_back(name);
+  }
   for (double lr : rates) {
     ReplayOptions o = half;
+    o.strategies = tuned_names;
     o.learning_rates.clear();
     o.engine.learn.learning_rate = lr;
     DYNSPEC_ASSIGN_OR_RETURN(ReplayReport r, RunReplay(events, o));
@@ -263,7 +293,18 @@ std::string FormatReport(const ReplayReport& r) {
                     std::to_string(r.clusters) + ", positive rate " +
                     FormatDouble(r.positive_rate, 4) + ", later half from event " +
                     std::to_string(r.later_start) + "\n";
-  return out + table.Render();
+  out += table.Render();
+  if (!r.recluster_runs.empty()) {
+    size_t moves = 0;
+    for (const auto& run : r.recluster_runs) moves += run.moves;
+    out += "dynamic_recluster: " + std::to_string(r.recluster_runs.size()) +
+           " re-clustering runs, " + std::to_string(moves) + " provider moves (";
+    for (size_t i = 0; i < r.recluster_runs.size(); ++i) {
+      out += (i ? ", " : "") + std::to_string(r.recluster_runs[i].moves);
+    }
+    out += " per run)\n";
+  }
+  return out;
 }
 
 Status WriteReport(const ReplayReport& r, const std::vector<TuneTrial>& trials,
@@ -301,6 +342,13 @@ Status WriteReport(const ReplayReport& r, const std::vector<TuneTrial>& trials,
                                {"seconds", s.seconds},
                                {"curve", s.curve}});
   }
+  for (const auto& run : r.recluster_runs) {
+    j["recluster_runs"].push_back({{"at_event", run.at_event},
+                                   {"moves", run.moves},
+                                   {"deferred", run.deferred},
+                                   {"providers_profiled", run.providers_profiled},
+                                   {"adjusted_rand_index", run.adjusted_rand_index}});
+  }
   for (const auto& t : trials) {
     j["tuning"].push_back({{"strategy", t.strategy},
                            {"setting", t.setting},
@@ -333,7 +381,11 @@ Status WriteReport(const ReplayReport& r, const std::vector<TuneTrial>& trials,
   chart.series.push_back(
       {"constant (hindsight rate)",
        {{0.0, r.constant_logloss_all}, {double(r.events), r.constant_logloss_all}}});
-  return WriteSvg(dir + "/replay_logloss.svg", chart);
+  DYNSPEC_RETURN_IF_ERROR(WriteSvg(dir + "/replay_logloss.svg", chart));
+  if (!r.recluster_runs.empty()) {
+    DYNSPEC_RETURN_IF_ERROR(WriteReclusterReport(r.last_recluster, dir + "/recluster"));
+  }
+  return Status::Ok();
 }
 
 }  // namespace dynspec::eval

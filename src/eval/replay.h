@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "dynspec/options.h"
+#include "dynspec/types.h"
 #include "eval/events.h"
 #include "eval/metrics.h"
 
@@ -28,10 +29,22 @@ struct ReplayOptions {
   int curve_points = 100;    // points of the progressive log-loss curve
   bool progress = false;     // show a progress bar on stderr
   // Strategies to run, by name (empty = all: global, per_provider, static_cluster, per_item,
-  // dynamic).
+  // dynamic, dynamic_recluster).
   std::vector<std::string> strategies;
   // Learning rate per strategy name, overriding engine.learn.learning_rate.
   std::map<std::string, double> learning_rates;
+  // dynamic_recluster: the dynamic strategy plus Engine::Recluster every this many events
+  // (shadow evaluation at engine.recluster.shadow_sample_rate). The plain dynamic strategy
+  // keeps its initial clusters and does no shadow evaluation.
+  size_t recluster_every = 10000;
+};
+
+struct ReclusterRun {
+  size_t at_event = 0;
+  size_t moves = 0;
+  size_t deferred = 0;
+  size_t providers_profiled = 0;
+  double adjusted_rand_index = 1;
 };
 
 struct StrategyReport {
@@ -55,6 +68,8 @@ struct ReplayReport {
   double constant_logloss_all = 0;
   double constant_logloss_later = 0;
   std::vector<StrategyReport> strategies;
+  std::vector<ReclusterRun> recluster_runs;  // of the dynamic_recluster strategy
+  ReclusterReport last_recluster;            // the full report of the last run
 };
 
 std::vector<std::string> AllStrategyNames();

@@ -1,0 +1,682 @@
+// The durable Store on RocksDB: one WriteBatch per StoreBatch, the record encoding of
+// rocks_store.h, a format marker, optional group commit, and checkpoint backups.
+// See docs/storage.md for the layout and the durability contract.
+#include "store/rocks_store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/utilities/checkpoint.h>
+#include <rocksdb/write_batch.h>
+#include <zlib.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <filesystem>
+#include <mutex>
+#include <new>
+#include <thread>
+
+namespace dynspec {
+namespace store_format {
+namespace {
+
+// ---- writing ---------------------------------------------------------------------------
+
+void PutVarint(std::string* s, uint64_t v) {
+  while (v >= 0x80) {
+    s->push_back(static_cast<char>((v & 0x7F) | 0x80));
+    v >>= 7;
+  }
+  s->push_back(static_cast<char>(v));
+}
+
+void PutFixed32(std::string* s, uint32_t v) {
+  for (int i = 0; i < 4; ++i) s->push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+
+void PutFixed64(std::string* s, uint64_t v) {
+  for (int i = 0; i < 8; ++i) s->push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+
+void PutString(std::string* s, std::string_view v) {
+  PutVarint(s, v.size());
+  s->append(v.data(), v.size());
+}
+
+void PutF32s(std::string* s, const std::vector<float>& v) {
+  PutVarint(s, v.size());
+  for (float f : v) {
+    uint32_t bits;
+    std::memcpy(&bits, &f, sizeof bits);
+    PutFixed32(s, bits);
+  }
+}
+
+void PutF64(std::string* s, double d) {
+  uint64_t bits;
+  std::memcpy(&bits, &d, sizeof bits);
+  PutFixed64(s, bits);
+}
+
+void PutF64s(std::string* s, const std::vector<double>& v) {
+  PutVarint(s, v.size());
+  for (double d : v) PutF64(s, d);
+}
+
+void PutModel(std::string* s, const ModelState& m) {
+  PutF32s(s, m.weights);
+  PutF32s(s, m.sq_grad);
+  PutF64s(s, m.head_counts);
+  PutF64(s, m.evidence);
+}
+
+uint32_t Crc32(std::string_view data) {
+  uLong crc = crc32_z(0L, Z_NULL, 0);
+  crc = crc32_z(crc, reinterpret_cast<const Bytef*>(data.data()), data.size());
+  return static_cast<uint32_t>(crc);
+}
+
+// ---- reading ---------------------------------------------------------------------------
+
+// Reads primitives from a payload; the first failure is remembered and every later read
+// fails too, so decoders check once at the end.
+class Reader {
+ public:
+  Reader(std::string_view key, std::string_view data) : key_(key), data_(data) {}
+
+  bool Varint(uint64_t* v) {
+    uint64_t result = 0;
+    for (int shift = 0; shift <= 63; shift += 7) {
+      if (pos_ >= data_.size()) return Fail("truncated varint");
+      uint8_t byte = static_cast<uint8_t>(data_[pos_++]);
+      if (shift == 63 && (byte & 0x7E)) return Fail("varint overflows 64 bits");
+      result |= static_cast<uint64_t>(byte & 0x7F) << shift;
+      if (!(byte & 0x80)) {
+        *v = result;
+        return true;
+      }
+    }
+    return Fail("varint longer than 10 bytes");
+  }
+  bool Fixed32(uint32_t* v) {
+    if (!Need(4)) return false;
+    uint32_t r = 0;
+    for (int i = 0; i < 4; ++i)
+      r |= static_cast<uint32_t>(static_cast<uint8_t>(data_[pos_ + i])) << (8 * i);
+    pos_ += 4;
+    *v = r;
+    return true;
+  }
+  bool Fixed64(uint64_t* v) {
+    if (!Need(8)) return false;
+    uint64_t r = 0;
+    for (int i = 0; i < 8; ++i)
+      r |= static_cast<uint64_t>(static_cast<uint8_t>(data_[pos_ + i])) << (8 * i);
+    pos_ += 8;
+    *v = r;
+    return true;
+  }
+  bool Byte(uint8_t* v) {
+    if (!Need(1)) return false;
+    *v = static_cast<uint8_t>(data_[pos_++]);
+    return true;
+  }
+  bool String(std::string* v) {
+    uint64_t n;
+    if (!Varint(&n) || !Need(n)) return false;
+    v->assign(data_.data() + pos_, n);
+    pos_ += n;
+    return true;
+  }
+  bool F32s(std::vector<float>* v) {
+    uint64_t n;
+    if (!Varint(&n)) return false;
+    if (n > (data_.size() - pos_) / 4)
+      return Fail("vector of " + std::to_string(n) + " floats overruns the record");
+    v->resize(n);
+    for (uint64_t i = 0; i < n; ++i) {
+      uint32_t bits = 0;
+      Fixed32(&bits);
+      std::memcpy(&(*v)[i], &bits, sizeof bits);
+    }
+    return true;
+  }
+  bool F64(double* d) {
+    uint64_t bits = 0;
+    if (!Fixed64(&bits)) return false;
+    std::memcpy(d, &bits, sizeof bits);
+    return true;
+  }
+  bool F64s(std::vector<double>* v) {
+    uint64_t n;
+    if (!Varint(&n)) return false;
+    if (n > (data_.size() - pos_) / 8)
+      return Fail("vector of " + std::to_string(n) + " doubles overruns the record");
+    v->resize(n);
+    for (uint64_t i = 0; i < n; ++i) F64(&(*v)[i]);
+    return true;
+  }
+  bool Model(ModelState* m) {
+    return F32s(&m->weights) && F32s(&m->sq_grad) && F64s(&m->head_counts) && F64(&m->evidence);
+  }
+  bool Fail(const std::string& what) {
+    if (error_.empty()) error_ = what;
+    return false;
+  }
+  // OK if everything read fine and nothing is left over.
+  Status Finish() {
+    if (error_.empty() && pos_ != data_.size()) {
+      error_ = std::to_string(data_.size() - pos_) + " unexpected trailing bytes";
+    }
+    if (error_.empty()) return Status::Ok();
+    return Status::Corruption("record '" + PrintableKey(key_) + "' is malformed: " + error_);
+  }
+
+ private:
+  bool Need(uint64_t n) {
+    if (!error_.empty()) return false;
+    if (n > data_.size() - pos_)
+      return Fail("truncated (needs " + std::to_string(n) + " more bytes, " +
+                  std::to_string(data_.size() - pos_) + " left)");
+    return true;
+  }
+  std::string_view key_;
+  std::string_view data_;
+  size_t pos_ = 0;
+  std::string error_;
+};
+
+Status IdMismatch(std::string_view key, const std::string& id) {
+  return Status::Corruption("record '" + PrintableKey(key) + "' holds id '" + PrintableKey(id) +
+                            "', which does not match its key");
+}
+
+}  // namespace
+
+std::string ItemKey(std::string_view id) { return std::string(kItemPrefix).append(id); }
+std::string ProviderKey(std::string_view id) { return std::string(kProviderPrefix).append(id); }
+std::string ClusterKey(ClusterId id) {
+  std::string k(kClusterPrefix);
+  for (int i = 3; i >= 0; --i) k.push_back(static_cast<char>((id >> (8 * i)) & 0xFF));
+  return k;
+}
+std::string EventKey(std::string_view id) { return std::string(kEventPrefix).append(id); }
+std::string MetaKey(std::string_view name) { return std::string(kMetaPrefix).append(name); }
+
+std::string PrintableKey(std::string_view key) {
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(key.size());
+  for (char c : key) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x7F && u != '\\') {
+      out.push_back(c);
+    } else {
+      out += "\\x";
+      out.push_back(kHex[u >> 4]);
+      out.push_back(kHex[u & 0xF]);
+    }
+  }
+  return out;
+}
+
+std::string Seal(std::string_view payload, uint8_t version) {
+  std::string v;
+  v.reserve(payload.size() + 5);
+  v.push_back(static_cast<char>(version));
+  v.append(payload.data(), payload.size());
+  PutFixed32(&v, Crc32(v));
+  return v;
+}
+
+Status Unseal(std::string_view key, std::string_view value, std::string_view* payload) {
+  if (value.size() < 5) {
+    return Status::Corruption("record '" + PrintableKey(key) + "' is " +
+                              std::to_string(value.size()) +
+                              " bytes, shorter than its 5-byte envelope");
+  }
+  std::string_view body = value.substr(0, value.size() - 4);
+  uint32_t stored = 0;
+  for (int i = 0; i < 4; ++i)
+    stored |= static_cast<uint32_t>(static_cast<uint8_t>(value[body.size() + i])) << (8 * i);
+  uint32_t computed = Crc32(body);
+  if (stored != computed) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "stored 0x%08x, computed 0x%08x", stored, computed);
+    return Status::Corruption("record '" + PrintableKey(key) + "' fails its CRC32 check (" + buf +
+                              ")");
+  }
+  uint8_t version = static_cast<uint8_t>(body[0]);
+  if (version == 0) {
+    return Status::Corruption("record '" + PrintableKey(key) +
+                              "' has record format version 0, which no build writes");
+  }
+  if (version > kRecordFormatVersion) {
+    return Status::FailedPrecondition(
+        "record '" + PrintableKey(key) + "' has record format version " + std::to_string(version) +
+        ", this build reads 1 to " + std::to_string(kRecordFormatVersion));
+  }
+  *payload = body.substr(1);
+  return Status::Ok();
+}
+
+std::string EncodeItem(const ItemRecord& r) {
+  std::string p;
+  p.reserve(32 + r.id.size() + r.provider.size() + 4 * r.embedding.size() +
+            4 * r.model.weights.size() + 4 * r.model.sq_grad.size() +
+            8 * r.model.head_counts.size());
+  PutString(&p, r.id);
+  PutString(&p, r.provider);
+  PutVarint(&p, r.label);
+  p.push_back(r.served ? 1 : 0);
+  PutVarint(&p, r.version);
+  PutF32s(&p, r.embedding);
+  PutModel(&p, r.model);
+  return Seal(p);
+}
+
+std::string EncodeProvider(const ProviderRecord& r) {
+  std::string p;
+  PutString(&p, r.id);
+  PutVarint(&p, r.cluster);
+  return Seal(p);
+}
+
+std::string EncodeCluster(const ClusterRecord& r) {
+  std::string p;
+  PutVarint(&p, r.id);
+  PutModel(&p, r.model);
+  return Seal(p);
+}
+
+std::string EncodeEvent() { return Seal(std::string_view()); }
+
+std::string EncodeMeta(std::string_view value) { return Seal(value); }
+
+Status DecodeItem(std::string_view key, std::string_view value, ItemRecord* out) {
+  std::string_view payload;
+  DYNSPEC_RETURN_IF_ERROR(Unseal(key, value, &payload));
+  Reader rd(key, payload);
+  ItemRecord r;
+  uint8_t served = 0;
+  rd.String(&r.id) && rd.String(&r.provider) && rd.Varint(&r.label) && rd.Byte(&served) &&
+      rd.Varint(&r.version) && rd.F32s(&r.embedding) && rd.Model(&r.model);
+  if (served > 1) rd.Fail("served flag is " + std::to_string(served));
+  DYNSPEC_RETURN_IF_ERROR(rd.Finish());
+  r.served = served == 1;
+  if (key.substr(kItemPrefix.size()) != r.id) return IdMismatch(key, r.id);
+  *out = std::move(r);
+  return Status::Ok();
+}
+
+Status DecodeProvider(std::string_view key, std::string_view value, ProviderRecord* out) {
+  std::string_view payload;
+  DYNSPEC_RETURN_IF_ERROR(Unseal(key, value, &payload));
+  Reader rd(key, payload);
+  ProviderRecord r;
+  uint64_t cluster = 0;
+  rd.String(&r.id) && rd.Varint(&cluster);
+  if (cluster > UINT32_MAX) rd.Fail("cluster id " + std::to_string(cluster) + " exceeds 32 bits");
+  DYNSPEC_RETURN_IF_ERROR(rd.Finish());
+  r.cluster = static_cast<ClusterId>(cluster);
+  if (key.substr(kProviderPrefix.size()) != r.id) return IdMismatch(key, r.id);
+  *out = std::move(r);
+  return Status::Ok();
+}
+
+Status DecodeCluster(std::string_view key, std::string_view value, ClusterRecord* out) {
+  std::string_view payload;
+  DYNSPEC_RETURN_IF_ERROR(Unseal(key, value, &payload));
+  Reader rd(key, payload);
+  ClusterRecord r;
+  uint64_t id = 0;
+  rd.Varint(&id) && rd.Model(&r.model);
+  if (id > UINT32_MAX) rd.Fail("cluster id " + std::to_string(id) + " exceeds 32 bits");
+  DYNSPEC_RETURN_IF_ERROR(rd.Finish());
+  r.id = static_cast<ClusterId>(id);
+  if (key != ClusterKey(r.id)) return IdMismatch(key, std::to_string(r.id));
+  *out = std::move(r);
+  return Status::Ok();
+}
+
+Status DecodeEvent(std::string_view key, std::string_view value) {
+  std::string_view payload;
+  DYNSPEC_RETURN_IF_ERROR(Unseal(key, value, &payload));
+  return Reader(key, payload).Finish();
+}
+
+Status DecodeMeta(std::string_view key, std::string_view value, std::string* out) {
+  std::string_view payload;
+  DYNSPEC_RETURN_IF_ERROR(Unseal(key, value, &payload));
+  out->assign(payload.data(), payload.size());
+  return Status::Ok();
+}
+
+}  // namespace store_format
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace sf = store_format;
+
+rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+
+// Maps a RocksDB status onto ours, prefixed with `what`.
+Status FromRocks(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return Status::Ok();
+  // The message without RocksDB's own code name (ours replaces it).
+  std::string msg = what + ": " + (s.getState() ? std::string(s.getState()) : s.ToString());
+  if (s.IsCorruption()) return Status::Corruption(msg);
+  if (s.IsIOError()) return Status::IoError(msg);
+  if (s.IsNotFound()) return Status::NotFound(msg);
+  if (s.IsInvalidArgument() || s.IsNotSupported()) return Status::FailedPrecondition(msg);
+  if (s.IsNoSpace()) return Status::ResourceExhausted(msg);
+  return Status::Internal(msg);
+}
+
+class RocksStore final : public Store {
+ public:
+  RocksStore(std::string dir, const DurableStoreOptions& options)
+      : dir_(std::move(dir)), options_(options) {}
+
+  ~RocksStore() override {
+    if (sync_thread_.joinable()) {
+      {
+        std::lock_guard lock(sync_mu_);
+        stop_ = true;
+      }
+      sync_cv_.notify_all();
+      sync_thread_.join();
+      // A clean close leaves nothing unsynced.
+      if (unsynced_.exchange(false)) SyncOnce();
+    }
+    if (db_) {
+      rocksdb::Status s = db_->Close();
+      if (!s.ok())
+        std::fprintf(stderr, "dynspec: closing data directory '%s': %s\n", dir_.c_str(),
+                     s.ToString().c_str());
+      db_.reset();
+    }
+  }
+
+  Status OpenDb() {
+    if (dir_.empty()) return Status::InvalidArgument("data directory path is empty");
+    if (options_.sync_every_ms < 0 || options_.sync_every_ms > 60000) {
+      return Status::InvalidArgument("sync_every_ms is " + std::to_string(options_.sync_every_ms) +
+                                     ", expected 0 (sync every commit) to 60000");
+    }
+    std::error_code ec;
+    const fs::file_status st = fs::status(dir_, ec);
+    bool fresh = false;
+    if (ec && ec != std::errc::no_such_file_or_directory) {
+      return Status::IoError("data directory '" + dir_ + "': " + ec.message());
+    }
+    if (!fs::exists(st)) {
+      if (!options_.create_if_missing) {
+        return Status::NotFound("data directory '" + dir_ +
+                                "' does not exist (create_if_missing is off)");
+      }
+      fs::create_directories(dir_, ec);
+      if (ec) return Status::IoError("creating data directory '" + dir_ + "': " + ec.message());
+      fresh = true;
+    } else if (!fs::is_directory(st)) {
+      return Status::FailedPrecondition("data directory '" + dir_ +
+                                        "' exists and is not a directory");
+    } else if (!fs::exists(fs::path(dir_) / "CURRENT", ec)) {
+      bool empty = fs::is_empty(dir_, ec);
+      if (ec) return Status::IoError("reading data directory '" + dir_ + "': " + ec.message());
+      if (!empty) {
+        return Status::FailedPrecondition("directory '" + dir_ +
+                                          "' is not empty and is not a dynspec data directory (it "
+                                          "has no RocksDB CURRENT file); refusing to use it");
+      }
+      if (!options_.create_if_missing) {
+        return Status::NotFound("data directory '" + dir_ +
+                                "' is empty (create_if_missing is off)");
+      }
+      fresh = true;
+    }
+
+    rocksdb::Options o;
+    o.create_if_missing = fresh;
+    o.paranoid_checks = true;
+    // After a crash, replay the WAL up to the first damaged record: a consistent prefix of
+    // the acknowledged commits (the default, stated here because the contract relies on it).
+    o.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+    o.manual_wal_flush = false;  // every Write reaches the OS before it returns
+    o.keep_log_file_num = 4;
+    o.max_log_file_size = 16 << 20;
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Status s = rocksdb::DB::Open(o, dir_, &raw);
+    if (!s.ok()) {
+      // The LOCK file is held by another process, or by another open store in this one.
+      if (s.IsIOError() && s.ToString().find("LOCK") != std::string::npos) {
+        return Status::FailedPrecondition(
+            "data directory '" + dir_ +
+            "' is in use by another process (or another open store in this process): " +
+            s.ToString());
+      }
+      return FromRocks(s, "opening data directory '" + dir_ + "'");
+    }
+    db_.reset(raw);
+
+    // The format marker.
+    std::string marker;
+    s = db_->Get(rocksdb::ReadOptions(), ToSlice(sf::kMarkerKey), &marker);
+    if (s.IsNotFound()) {
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+      it->SeekToFirst();
+      if (!it->status().ok())
+        return FromRocks(it->status(), "reading data directory '" + dir_ + "'");
+      if (it->Valid()) {
+        return Status::FailedPrecondition("directory '" + dir_ +
+                                          "' holds a RocksDB database that is not a dynspec data "
+                                          "directory (no format marker); refusing to use it");
+      }
+      // Empty: a new store (or one whose creation was interrupted before the marker).
+      rocksdb::WriteOptions wo;
+      wo.sync = true;
+      s = db_->Put(wo, ToSlice(sf::kMarkerKey), std::to_string(sf::kStoreFormatVersion));
+      if (!s.ok()) return FromRocks(s, "writing the format marker of '" + dir_ + "'");
+    } else if (!s.ok()) {
+      return FromRocks(s, "reading the format marker of '" + dir_ + "'");
+    } else {
+      int version = 0;
+      bool valid = !marker.empty() && marker.size() <= 9;
+      for (char c : marker) valid = valid && c >= '0' && c <= '9';
+      if (valid) version = std::stoi(marker);
+      if (!valid || version < 1) {
+        return Status::Corruption("data directory '" + dir_ +
+                                  "' has an unreadable format marker '" + sf::PrintableKey(marker) +
+                                  "'");
+      }
+      if (version > sf::kStoreFormatVersion) {
+        return Status::FailedPrecondition("data directory '" + dir_ + "' has format version " +
+                                          marker + ", this build reads up to " +
+                                          std::to_string(sf::kStoreFormatVersion));
+      }
+    }
+
+    if (options_.sync_every_ms > 0) sync_thread_ = std::thread([this] { SyncLoop(); });
+    return Status::Ok();
+  }
+
+  Status Commit(const StoreBatch& batch) override {
+    try {
+      return DoCommit(batch);
+    } catch (const std::bad_alloc&) {
+      return Status::ResourceExhausted("out of memory encoding a store batch");
+    } catch (const std::exception& e) {
+      return Status::Internal(std::string("committing a store batch: ") + e.what());
+    }
+  }
+
+  Status LoadAll(StoreBatch* out) const override {
+    try {
+      return DoLoadAll(out);
+    } catch (const std::bad_alloc&) {
+      return Status::ResourceExhausted("out of memory loading data directory '" + dir_ + "'");
+    } catch (const std::exception& e) {
+      return Status::Internal("loading data directory '" + dir_ + "': " + e.what());
+    }
+  }
+
+  Status Backup(const std::string& dir) override {
+    try {
+      return DoBackup(dir);
+    } catch (const std::exception& e) {
+      return Status::Internal("backing up to '" + dir + "': " + e.what());
+    }
+  }
+
+ private:
+  Status DoCommit(const StoreBatch& batch) {
+    if (has_sync_error_.load(std::memory_order_acquire)) {
+      std::lock_guard lock(error_mu_);
+      return sync_error_;
+    }
+    // Same order as the memory store: within a batch, deletes come before puts.
+    rocksdb::WriteBatch wb;
+    for (const auto& id : batch.delete_items) wb.Delete(sf::ItemKey(id));
+    for (const auto& r : batch.put_items) wb.Put(sf::ItemKey(r.id), sf::EncodeItem(r));
+    for (const auto& p : batch.put_providers) wb.Put(sf::ProviderKey(p.id), sf::EncodeProvider(p));
+    for (ClusterId id : batch.delete_clusters) wb.Delete(sf::ClusterKey(id));
+    for (const auto& c : batch.put_clusters) wb.Put(sf::ClusterKey(c.id), sf::EncodeCluster(c));
+    const std::string event_value = sf::EncodeEvent();
+    for (const auto& e : batch.seen_events) wb.Put(sf::EventKey(e), event_value);
+    for (const auto& [k, v] : batch.put_meta) wb.Put(sf::MetaKey(k), sf::EncodeMeta(v));
+    if (wb.Count() == 0) return Status::Ok();
+    rocksdb::WriteOptions wo;
+    wo.sync = options_.sync_every_ms == 0;
+    rocksdb::Status s = db_->Write(wo, &wb);
+    if (!s.ok()) return FromRocks(s, "committing to data directory '" + dir_ + "'");
+    if (!wo.sync) unsynced_.store(true, std::memory_order_release);
+    return Status::Ok();
+  }
+
+  Status DoLoadAll(StoreBatch* out) const {
+    StoreBatch all;
+    rocksdb::ReadOptions ro;
+    ro.verify_checksums = true;
+    ro.fill_cache = false;
+    ro.readahead_size = 2 << 20;
+    // An iterator reads from an implicit snapshot: concurrent commits are either all in or
+    // all out.
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      const std::string_view key(it->key().data(), it->key().size());
+      const std::string_view value(it->value().data(), it->value().size());
+      Status st;
+      if (key.starts_with(sf::kItemPrefix)) {
+        st = sf::DecodeItem(key, value, &all.put_items.emplace_back());
+      } else if (key.starts_with(sf::kProviderPrefix)) {
+        st = sf::DecodeProvider(key, value, &all.put_providers.emplace_back());
+      } else if (key.starts_with(sf::kClusterPrefix)) {
+        st = sf::DecodeCluster(key, value, &all.put_clusters.emplace_back());
+      } else if (key.starts_with(sf::kEventPrefix)) {
+        st = sf::DecodeEvent(key, value);
+        if (st.ok()) all.seen_events.emplace_back(key.substr(sf::kEventPrefix.size()));
+      } else if (key.starts_with(sf::kMetaPrefix)) {
+        std::string v;
+        st = sf::DecodeMeta(key, value, &v);
+        if (st.ok()) all.put_meta[std::string(key.substr(sf::kMetaPrefix.size()))] = std::move(v);
+      } else if (key == sf::kMarkerKey) {
+        continue;
+      } else {
+        st = Status::Corruption("unknown key '" + sf::PrintableKey(key) + "'");
+      }
+      if (!st.ok()) return st.WithContext("data directory '" + dir_ + "'");
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "reading data directory '" + dir_ + "'");
+    *out = std::move(all);
+    return Status::Ok();
+  }
+
+  Status DoBackup(const std::string& dir) {
+    if (dir.empty()) return Status::InvalidArgument("backup directory path is empty");
+    std::error_code ec;
+    fs::path target = fs::absolute(dir, ec);
+    if (ec) return Status::IoError("backup directory '" + dir + "': " + ec.message());
+    target = target.lexically_normal();
+    if (target.has_filename() == false) target = target.parent_path();
+    if (fs::exists(target, ec) || (ec && ec != std::errc::no_such_file_or_directory)) {
+      return Status::FailedPrecondition("backup directory '" + dir +
+                                        "' already exists; a backup goes into a new directory");
+    }
+    fs::create_directories(target.parent_path(), ec);
+    if (ec)
+      return Status::IoError("creating the parent of backup directory '" + dir +
+                             "': " + ec.message());
+    rocksdb::Checkpoint* raw = nullptr;
+    rocksdb::Status s = rocksdb::Checkpoint::Create(db_.get(), &raw);
+    if (!s.ok()) return FromRocks(s, "backing up '" + dir_ + "'");
+    std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+    s = checkpoint->CreateCheckpoint(target.string());
+    if (!s.ok()) return FromRocks(s, "backing up '" + dir_ + "' to '" + dir + "'");
+    return Status::Ok();
+  }
+
+  // ---- group commit ----------------------------------------------------------------------
+
+  void SyncLoop() {
+    const auto period = std::chrono::milliseconds(options_.sync_every_ms);
+    std::unique_lock lock(sync_mu_);
+    while (!stop_) {
+      if (sync_cv_.wait_for(lock, period, [this] { return stop_; })) break;
+      if (!unsynced_.exchange(false, std::memory_order_acq_rel)) continue;
+      lock.unlock();
+      SyncOnce();
+      lock.lock();
+    }
+  }
+
+  void SyncOnce() {
+    rocksdb::Status s = db_->SyncWAL();
+    if (s.ok()) return;
+    std::lock_guard lock(error_mu_);
+    if (has_sync_error_.load(std::memory_order_relaxed)) return;
+    // Sticky: after a failed fsync the kernel may have dropped the dirty pages, so writes
+    // acknowledged before it may not be durable; every later Commit reports it.
+    sync_error_ = FromRocks(s, "group commit: syncing the WAL of data directory '" + dir_ +
+                                   "' failed; acknowledged writes of the last " +
+                                   std::to_string(options_.sync_every_ms) +
+                                   " ms may not be durable; reopen the store");
+    std::fprintf(stderr, "dynspec: %s\n", sync_error_.ToString().c_str());
+    has_sync_error_.store(true, std::memory_order_release);
+  }
+
+  const std::string dir_;
+  const DurableStoreOptions options_;
+  std::unique_ptr<rocksdb::DB> db_;
+
+  std::thread sync_thread_;
+  std::mutex sync_mu_;
+  std::condition_variable sync_cv_;
+  bool stop_ = false;                  // guarded by sync_mu_
+  std::atomic<bool> unsynced_{false};  // a Commit wrote the WAL without syncing it
+
+  std::mutex error_mu_;
+  Status sync_error_;  // guarded by error_mu_
+  std::atomic<bool> has_sync_error_{false};
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenDurableStore(const std::string& dir,
+                                                const DurableStoreOptions& options) {
+  try {
+    auto store = std::make_unique<RocksStore>(dir, options);
+    DYNSPEC_RETURN_IF_ERROR(store->OpenDb());
+    return std::unique_ptr<Store>(std::move(store));
+  } catch (const std::bad_alloc&) {
+    return Status::ResourceExhausted("out of memory opening data directory '" + dir + "'");
+  } catch (const std::exception& e) {
+    return Status::Internal("opening data directory '" + dir + "': " + e.what());
+  }
+}
+
+}  // namespace dynspec

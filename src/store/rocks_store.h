@@ -1,0 +1,96 @@
+// Internal to the store layer: the on-disk layout of the durable (RocksDB) store and its
+// record encoding. The Store itself is reached through OpenDurableStore
+// (include/dynspec/store.h); this header exposes the encoding so tests can build damaged
+// records and benchmarks can size writes. docs/storage.md describes the same layout.
+//
+// Key layout: one RocksDB database (default column family), one key prefix per record kind.
+//
+//   i/<item id>                  ItemRecord
+//   p/<provider id>              ProviderRecord
+//   c/<cluster id, 4 bytes BE>   ClusterRecord (big-endian so clusters iterate in id order)
+//   e/<event id>                 a seen feedback event id (empty payload)
+//   m/<name>                     engine metadata (StoreBatch::put_meta), value = raw bytes
+//   s/format_version             the store's own format marker: ASCII decimal, "1" today;
+//                                reserved for the store, never written by a StoreBatch
+//
+// Ids are stored as given (any bytes); the prefixes keep kinds apart since every key starts
+// with exactly one of them.
+//
+// Value envelope (every key but the marker):
+//
+//   [1 byte record format version][payload][4 bytes CRC32, little-endian]
+//
+// The CRC32 (zlib) covers the version byte and the payload. The envelope is fixed across
+// record format versions; only the payload layout may change. A value whose CRC does not
+// match is Corruption; a version above kRecordFormatVersion is FailedPrecondition (written
+// by a newer build). Both name the key.
+//
+// Payload primitives, all little-endian, written by hand (no serialization library: the
+// records are few and fixed, and the format stays entirely under our control):
+//   varint    unsigned LEB128 (lengths, counts, labels, versions, cluster ids)
+//   string    varint length + bytes
+//   f32       4 bytes: the raw IEEE-754 bits, so models reload bit-identical
+//   f64       8 bytes: the raw IEEE-754 bits
+//   f32s      varint count + count * f32;  f64s likewise
+//   model     f32s weights, f32s sq_grad, f64s head_counts, f64 evidence
+//
+//   ItemRecord      string id, string provider, varint label, u8 served, varint version,
+//                   f32s embedding, model
+//   ProviderRecord  string id, varint cluster
+//   ClusterRecord   varint id, model
+//
+// A payload must be consumed exactly; ids inside a record must equal the id in its key.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "dynspec/status.h"
+#include "dynspec/store.h"
+
+namespace dynspec::store_format {
+
+// The layout of the whole directory (key set, prefixes, marker). Stored under kMarkerKey.
+inline constexpr int kStoreFormatVersion = 1;
+// The layout of one value's payload. Stored in the first byte of every value.
+inline constexpr uint8_t kRecordFormatVersion = 1;
+
+inline constexpr std::string_view kItemPrefix = "i/";
+inline constexpr std::string_view kProviderPrefix = "p/";
+inline constexpr std::string_view kClusterPrefix = "c/";
+inline constexpr std::string_view kEventPrefix = "e/";
+inline constexpr std::string_view kMetaPrefix = "m/";
+inline constexpr std::string_view kMarkerKey = "s/format_version";
+
+std::string ItemKey(std::string_view id);
+std::string ProviderKey(std::string_view id);
+std::string ClusterKey(ClusterId id);
+std::string EventKey(std::string_view id);
+std::string MetaKey(std::string_view name);
+
+// A key as it appears in error messages: printable ASCII kept, other bytes as \xNN.
+std::string PrintableKey(std::string_view key);
+
+// Wraps a payload in the envelope with the given record format version (tests use a
+// version above kRecordFormatVersion to simulate a newer writer).
+std::string Seal(std::string_view payload, uint8_t version = kRecordFormatVersion);
+// Checks the envelope of `value` stored under `key` and points `payload` into it.
+Status Unseal(std::string_view key, std::string_view value, std::string_view* payload);
+
+std::string EncodeItem(const ItemRecord& r);
+std::string EncodeProvider(const ProviderRecord& r);
+std::string EncodeCluster(const ClusterRecord& r);
+std::string EncodeEvent();
+std::string EncodeMeta(std::string_view value);
+
+// Each checks the envelope and the payload of a value stored under `key` (the full key,
+// prefix included) and fills `out`; Corruption or FailedPrecondition naming the key
+// otherwise.
+Status DecodeItem(std::string_view key, std::string_view value, ItemRecord* out);
+Status DecodeProvider(std::string_view key, std::string_view value, ProviderRecord* out);
+Status DecodeCluster(std::string_view key, std::string_view value, ClusterRecord* out);
+Status DecodeEvent(std::string_view key, std::string_view value);
+Status DecodeMeta(std::string_view key, std::string_view value, std::string* out);
+
+}  // namespace dynspec::store_format

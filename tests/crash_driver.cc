@@ -1,0 +1,93 @@
+// crash_driver: the process that crash_test kills. It opens an Engine on a durable store in
+// a given directory and, forever, ingests an item and sends feedback events on the items of
+// this run. After every call that returned OK it prints one acknowledgment line and
+// flushes stdout:
+//
+//   ACK ingest <item id> <item id>
+//   ACK feedback <event id> <item id>
+//
+// Before the first call it prints "READY" once the engine is open.
+// Ids are unique per round: items "r<round>-i<n>", events "r<round>-e<n>@<item id>" (the
+// event id names its item so the test can count stored events per item).
+//
+// usage: crash_driver <data dir> <sync_every_ms> <round>
+// Any failed call ends the process with a message on stderr and a non-zero exit code.
+#include <cstdio>
+#include <cstdlib>
+#include <iterator>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "dynspec/engine.h"
+#include "dynspec/store.h"
+
+namespace {
+
+// Must match CrashOptions() in crash_test.cc.
+dynspec::EngineOptions CrashOptions() {
+  dynspec::EngineOptions o;
+  o.embed.dim = 32;
+  o.blend.k = 4;
+  o.index.exact_search_max_items = 1 << 20;  // no HNSW build on every restart
+  return o;
+}
+
+const char* const kWords[] = {"guitar",      "recipes", "travel",  "science", "football", "garden",
+                              "history",     "cooking", "lessons", "reviews", "family",   "cars",
+                              "photography", "music",   "design",  "health"};
+
+int Fail(const char* what, const dynspec::Status& st) {
+  std::fprintf(stderr, "crash_driver: %s: %s\n", what, st.ToString().c_str());
+  return 3;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 4) {
+    std::fprintf(stderr, "usage: crash_driver <data dir> <sync_every_ms> <round>\n");
+    return 2;
+  }
+  const std::string dir = argv[1];
+  dynspec::DurableStoreOptions so;
+  so.sync_every_ms = std::atoi(argv[2]);
+  const std::string round = argv[3];
+
+  auto store = dynspec::OpenDurableStore(dir, so);
+  if (!store.ok()) return Fail("opening the store", store.status());
+  auto opened = dynspec::Engine::Open(CrashOptions(), std::move(store).value());
+  if (!opened.ok()) return Fail("opening the engine", opened.status());
+  auto engine = std::move(opened).value();
+  std::printf("READY\n");  // not an acknowledgment: the engine is open
+  std::fflush(stdout);
+
+  std::mt19937 rng(static_cast<unsigned>(std::atoi(argv[3])) * 7919u + 1u);
+  std::vector<std::string> items;
+  uint64_t next_event = 0;
+  for (uint64_t n = 0;; ++n) {
+    const std::string item = "r" + round + "-i" + std::to_string(n);
+    std::string text;
+    for (int w = 0; w < 6; ++w) text += std::string(kWords[rng() % std::size(kWords)]) + " ";
+    dynspec::Status st = engine->Ingest({item, "prov-" + std::to_string(n % 5), {text}});
+    if (!st.ok()) return Fail("ingest", st);
+    std::printf("ACK ingest %s %s\n", item.c_str(), item.c_str());
+    std::fflush(stdout);
+    items.push_back(item);
+
+    for (int j = 0; j < 3; ++j) {
+      const std::string& target = items[rng() % items.size()];
+      const std::string event = "r" + round + "-e" + std::to_string(next_event++) + "@" + target;
+      dynspec::FeedbackEvent fb;
+      fb.event_id = event;
+      fb.item_id = target;
+      fb.context.sparse = {{"slot=" + std::to_string(rng() % 4), 1.0f}};
+      fb.responses = {{"click", static_cast<double>(rng() % 2)},
+                      {"dwell_seconds", static_cast<double>(rng() % 120)}};
+      auto r = engine->Feedback(fb);
+      if (!r.ok()) return Fail("feedback", r.status());
+      std::printf("ACK feedback %s %s\n", event.c_str(), target.c_str());
+      std::fflush(stdout);
+    }
+  }
+}
