@@ -144,6 +144,9 @@ struct ReclusterReport {
   std::vector<ProviderMove> deferred;  // waiting for hysteresis or over the per-run cap
   // Adjusted Rand index between the current assignment and the performance clustering.
   double adjusted_rand_index = 1;
+  // Stability between runs: adjusted Rand index of all providers' clusters before and after
+  // this run (1 = nothing moved).
+  double stability_ari = 1;
   // The dendrogram of the profiled providers in SciPy linkage form: merge i joins a and b
   // (ids < leaves.size() are leaves, leaves.size() + j is merge j) at `distance`.
   std::vector<ProviderId> dendrogram_leaves;

@@ -657,11 +657,20 @@ class EngineImpl final : public Engine {
                           m.home_loss,       m.target_loss, m.home_evidence,
                           m.target_evidence, m.streak};
     };
+    std::map<ProviderId, ClusterId> after;
+    for (const auto& p : profiles) after[p.provider] = p.current;
     for (const auto& m : plan.moves) {
       DYNSPEC_RETURN_IF_ERROR(
           MoveProvider(m.provider, m.to).WithContext("moving provider '" + m.provider + "'"));
       report.moves.push_back(to_move(m));
+      after[m.provider] = m.to;
     }
+    std::vector<int> before_labels, after_labels;
+    for (const auto& p : profiles) {
+      before_labels.push_back(static_cast<int>(p.current));
+      after_labels.push_back(static_cast<int>(after[p.provider]));
+    }
+    report.stability_ari = AdjustedRandIndex(before_labels, after_labels);
     for (const auto& m : plan.deferred) report.deferred.push_back(to_move(m));
     report.providers_profiled = plan.providers_profiled;
     report.providers_skipped = plan.providers_skipped;

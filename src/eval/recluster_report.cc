@@ -41,6 +41,7 @@ std::string ReclusterReportJson(const ReclusterReport& r) {
   j["providers_profiled"] = r.providers_profiled;
   j["providers_skipped"] = r.providers_skipped;
   j["adjusted_rand_index"] = r.adjusted_rand_index;
+  j["stability_ari"] = r.stability_ari;
   j["moves"] = nlohmann::json::array();
   for (const auto& m : r.moves) j["moves"].push_back(MoveJson(m));
   j["deferred"] = nlohmann::json::array();
