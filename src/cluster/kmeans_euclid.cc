@@ -7,21 +7,12 @@
 #include <random>
 #include <string>
 
+#include "common/target_clones.h"
 #include "common/vector_math.h"
 
 namespace dynspec {
 
 namespace {
-
-// Hot distance kernels are also compiled for AVX2 and picked at load time (GNU ifunc) on
-// x86-64 Linux: twice the vector width of the baseline SSE2 build. No FMA is enabled, so
-// both versions compute bit-identical results.
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && \
-    !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
-#define DYNSPEC_AVX2_CLONE __attribute__((target_clones("avx2", "default")))
-#else
-#define DYNSPEC_AVX2_CLONE
-#endif
 
 // out[i] += (row[i] - c)^2 for i < n. Written in blocks of 8 so that GCC vectorizes it at
 // -O2 (whose cost model does not vectorize loops that need a scalar epilogue).

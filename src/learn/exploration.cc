@@ -5,14 +5,12 @@
 #include <cstdio>
 #include <string>
 
+#include "common/format.h"
+
 namespace dynspec {
 namespace {
 
-std::string Num(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.17g", v);
-  return buf;
-}
+std::string Num(double v) { return ExactNumber(v); }
 
 // A uniform double in [0, 1) from the top 53 bits of one draw.
 double Uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }

@@ -7,14 +7,12 @@
 #include <random>
 #include <string>
 
+#include "common/format.h"
+
 namespace dynspec {
 namespace {
 
-std::string Num(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.17g", v);
-  return buf;
-}
+std::string Num(double v) { return ExactNumber(v); }
 
 constexpr double kAdamBeta1 = 0.9;
 constexpr double kAdamBeta2 = 0.999;
