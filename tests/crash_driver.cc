@@ -5,7 +5,10 @@
 //
 //   ACK ingest <item id> <item id>
 //   ACK feedback <event id> <item id>
+//   ACK move <provider>@<n> <cluster>
 //
+// Every 7th iteration n moves provider "prov-<n % 5>" to cluster (n / 7) % 3 (a migration of
+// all its items between partitions).
 // Before the first call it prints "READY" once the engine is open.
 // Ids are unique per round: items "r<round>-i<n>", events "r<round>-e<n>@<item id>" (the
 // event id names its item so the test can count stored events per item).
@@ -74,6 +77,16 @@ int main(int argc, char** argv) {
     std::printf("ACK ingest %s %s\n", item.c_str(), item.c_str());
     std::fflush(stdout);
     items.push_back(item);
+
+    if (n % 7 == 0) {
+      const std::string provider = "prov-" + std::to_string(n % 5);
+      const auto target = static_cast<dynspec::ClusterId>((n / 7) % 3);
+      st = engine->MoveProvider(provider, target);
+      if (!st.ok()) return Fail("move", st);
+      std::printf("ACK move %s@%llu %u\n", provider.c_str(), static_cast<unsigned long long>(n),
+                  target);
+      std::fflush(stdout);
+    }
 
     for (int j = 0; j < 3; ++j) {
       const std::string& target = items[rng() % items.size()];

@@ -139,7 +139,8 @@ RoundOutput RunDriver(const std::string& dir, int sync_every_ms, int round,
     std::string tag;
     Ack a;
     fields >> tag >> a.kind >> a.id >> a.item;
-    if (tag != "ACK" || (a.kind != "ingest" && a.kind != "feedback") || a.item.empty()) {
+    if (tag != "ACK" || (a.kind != "ingest" && a.kind != "feedback" && a.kind != "move") ||
+        a.item.empty()) {
       ADD_FAILURE() << "unexpected driver output: " << line;
       continue;
     }
@@ -175,6 +176,7 @@ TEST(CrashTest, KilledDriverLosesNothingAcknowledged) {
   std::set<ItemId> known_items;    // acknowledged or found stored so far
   std::set<EventId> known_events;  // likewise
   std::map<ItemId, int> acked_feedbacks;
+  std::map<ProviderId, ClusterId> acked_cluster;  // last acknowledged move per provider
   int total_acks = 0, in_flight_landed = 0, double_open_checks = 0;
   const auto test_start = Clock::now();
 
@@ -201,8 +203,15 @@ TEST(CrashTest, KilledDriverLosesNothingAcknowledged) {
               << " acknowledged calls\n";
     std::set<ItemId> acked_items;
     std::vector<std::pair<EventId, ItemId>> round_events;
+    // Provider moves: the last acknowledged target per provider, and the one move that may
+    // have been in flight (the driver's next move after its last acknowledged one).
+    long long last_move_n = -7;
     for (const Ack& a : run.acks) {
-      if (a.kind == "ingest") {
+      if (a.kind == "move") {
+        const size_t at = a.id.find('@');
+        last_move_n = std::stoll(a.id.substr(at + 1));
+        acked_cluster[a.id.substr(0, at)] = static_cast<ClusterId>(std::stoul(a.item));
+      } else if (a.kind == "ingest") {
         acked_items.insert(a.id);
       } else {
         ++acked_feedbacks[a.item];
@@ -270,6 +279,27 @@ TEST(CrashTest, KilledDriverLosesNothingAcknowledged) {
         ASSERT_FALSE(again.ok()) << event;
         EXPECT_EQ(again.status().code(), StatusCode::kAlreadyExists) << again.status().ToString();
       }
+      // Moves: every acknowledged move holds (or the in-flight one replaced it), and every
+      // item is in exactly one partition: its provider's.
+      const long long next_n = last_move_n + 7;
+      const ProviderId in_flight_provider = "prov-" + std::to_string(next_n % 5);
+      const auto in_flight_target = static_cast<ClusterId>((next_n / 7) % 3);
+      for (const auto& [provider, cluster] : acked_cluster) {
+        auto info = (*engine)->GetProvider(provider);
+        ASSERT_TRUE(info.ok()) << provider;
+        if (provider == in_flight_provider && info->cluster == in_flight_target) continue;
+        EXPECT_EQ(info->cluster, cluster) << "lost move of " << provider;
+      }
+      uint64_t served = 0, in_partitions = 0;
+      for (const auto& c : (*engine)->ListClusters()) in_partitions += c.served_item_count;
+      for (const auto& id : known_items) {
+        auto item = (*engine)->GetItem(id);
+        if (!item.ok()) continue;
+        served += item->served;
+        EXPECT_EQ(item->cluster, (*engine)->GetProvider(item->provider)->cluster) << id;
+      }
+      EXPECT_EQ(in_partitions, served);
+      EXPECT_EQ(in_partitions, (*engine)->Stats().served_items);
       if (!round_events.empty()) {
         const auto& [event, item] = round_events.back();
         auto again = (*engine)->Feedback({event, item, {}, {{"click", 1}}});
