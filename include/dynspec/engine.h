@@ -89,6 +89,16 @@ class Engine {
   // FailedPrecondition for a memory store.
   virtual Status Backup(const std::string& dir) = 0;
 
+  // Writes every partition's snapshot (cluster-<id>.part) into
+  // options().partition_snapshot_dir, each atomically (temporary file, fsync, rename), so
+  // that the next Engine::Open need not rebuild the indexes. Safe while serving: each
+  // partition is serialized under its shared lock (searches go on; writes to that partition
+  // wait) and structural changes (ingest, removal, provider moves) wait until it is done.
+  // A snapshot may be older than the store (writes after it, a crash before the next one):
+  // Open reconciles it. Also called by the destructor. FailedPrecondition when no directory
+  // is configured.
+  virtual Status SnapshotPartitions() = 0;
+
   virtual Result<ItemInfo> GetItem(const ItemId& id) const = 0;
   virtual Result<ProviderInfo> GetProvider(const ProviderId& id) const = 0;
   virtual std::vector<ClusterInfo> ListClusters() const = 0;

@@ -131,6 +131,14 @@ struct EngineOptions {
   ClusterOptions cluster;
   ReclusterOptions recluster;
   LimitOptions limits;
+  // Directory of partition snapshots (cluster-<id>.part, see src/index/partition.h); empty:
+  // none. When set, Engine::Open loads each cluster's snapshot instead of rebuilding its
+  // index item by item, reconciles it with the store (items added, removed, moved or
+  // re-embedded after the snapshot are applied), and rebuilds a cluster from the store when
+  // its snapshot is missing, damaged, of another format or built with other index settings
+  // (one line on stderr names the file and the reason). The engine writes the snapshots on
+  // SnapshotPartitions() and when it is destroyed. The directory is created when needed.
+  std::string partition_snapshot_dir;
 };
 
 // Checks every field; the message names the first bad one, e.g. "blend.k must be >= 1".

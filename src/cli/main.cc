@@ -180,6 +180,9 @@ dynspec::Result<std::unique_ptr<dynspec::Engine>> OpenEngineAt(const CLI::App* c
                                                                const DataDirFlags& f) {
   EngineOptions options;
   DYNSPEC_RETURN_IF_ERROR(ApplyStoredLayout(f.data_dir, &options));
+  // Partition snapshots live next to the store unless --partition_snapshot_dir says otherwise
+  // (an empty value turns them off).
+  options.partition_snapshot_dir = f.data_dir + "/partitions";
   DYNSPEC_RETURN_IF_ERROR(ApplyEngineFlags(cmd, f.engine, &options));
   dynspec::DurableStoreOptions so;
   so.sync_every_ms = f.sync_every_ms;

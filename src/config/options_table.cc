@@ -140,6 +140,14 @@ std::vector<OptionEntry> BuildTable() {
                    return ParseError("recluster.linkage", text, "single, complete or average");
                  return Status::Ok();
                }});
+  t.push_back({"partition_snapshot_dir",
+               "directory of partition index snapshots, loaded on open and written on close "
+               "(empty = rebuild the indexes from the store on every open)",
+               [](const EngineOptions& o) { return o.partition_snapshot_dir; },
+               [](EngineOptions& o, const std::string& text) {
+                 o.partition_snapshot_dir = text;
+                 return Status::Ok();
+               }});
   t.push_back({"reward", "reward terms as head=weight[@cap], comma separated",
                [](const EngineOptions& o) { return FormatRewardTerms(o.reward); },
                [](EngineOptions& o, const std::string& text) {

@@ -16,6 +16,8 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <set>
@@ -122,6 +124,13 @@ class EngineImpl final : public Engine {
     }
     scheduler_cv_.notify_all();
     if (scheduler_.joinable()) scheduler_.join();
+    if (loaded_ && !options_.partition_snapshot_dir.empty()) {
+      Status st = SnapshotPartitions();
+      if (!st.ok()) {
+        std::fprintf(stderr, "dynspec: writing partition snapshots at shutdown failed: %s\n",
+                     st.ToString().c_str());
+      }
+    }
   }
 
   // Runs Recluster every recluster.period_seconds until the engine is destroyed.
@@ -147,6 +156,8 @@ class EngineImpl final : public Engine {
     DYNSPEC_RETURN_IF_ERROR(store_->LoadAll(&all).WithContext("loading the store"));
     DYNSPEC_RETURN_IF_ERROR(CheckOrWriteMeta(all.put_meta));
     std::unique_lock lock(catalog_mu_);
+    // Served items of each cluster, in store order: they make up its partition.
+    std::map<ClusterId, std::vector<const ItemState*>> served;
     for (const auto& c : all.put_clusters) {
       if (!c.model.weights.empty() && !IsInitialized(layout_, c.model)) {
         return Status::FailedPrecondition("stored model of cluster " + std::to_string(c.id) +
@@ -195,12 +206,110 @@ class EngineImpl final : public Engine {
       next_label_ = std::max(next_label_, r.label + 1);
       ClusterState& cs = *clusters_.at(pit->second.cluster);
       AttachToProvider(*item, pit->second, cs);
-      if (item->served) {
-        DYNSPEC_RETURN_IF_ERROR(cs.partition->Add(item->label, item->embedding));
-      }
+      if (item->served) served[pit->second.cluster].push_back(item.get());
       feedback_events_ += static_cast<uint64_t>(item->model.evidence);
     }
+    // Partitions are independent: fill them in parallel (each is built in store order, so
+    // the result does not depend on the number of threads).
+    std::vector<std::pair<ClusterState*, const std::vector<const ItemState*>*>> work;
+    for (auto& [id, cs] : clusters_) work.emplace_back(cs.get(), &served[id]);
+    std::vector<Status> results(work.size());
+    std::atomic<size_t> next{0};
+    auto fill = [&] {
+      for (size_t i; (i = next.fetch_add(1)) < work.size();) {
+        results[i] = FillPartition(*work[i].first, *work[i].second);
+      }
+    };
+    const size_t threads =
+        std::min<size_t>(work.size(), std::max(1u, std::thread::hardware_concurrency()));
+    std::vector<std::thread> pool;
+    for (size_t t = 1; t < threads; ++t) pool.emplace_back(fill);
+    fill();
+    for (auto& t : pool) t.join();
+    for (const Status& st : results) DYNSPEC_RETURN_IF_ERROR(st);
+    loaded_ = true;
     events_.insert(all.seen_events.begin(), all.seen_events.end());
+    return Status::Ok();
+  }
+
+  // Gives the cluster the partition of `items` (its served items, in store order): its
+  // snapshot reconciled with them when snapshots are on and it loads, else one built by
+  // adding them. Requires the exclusive catalog lock; touches only this cluster's partition,
+  // so Load runs it for several clusters at once.
+  Status FillPartition(ClusterState& cs, const std::vector<const ItemState*>& items) {
+    if (!options_.partition_snapshot_dir.empty()) {
+      const std::string path = SnapshotPath(cs.id);
+      auto loaded = LoadPartition(path, embedder_->dim(), options_.index);
+      Status st = loaded.status();
+      if (st.ok()) st = Reconcile(**loaded, items);
+      if (st.ok()) {
+        cs.partition = std::move(loaded).value();
+        return Status::Ok();
+      }
+      if (st.code() != StatusCode::kNotFound || loaded.ok()) {
+        std::fprintf(stderr,
+                     "dynspec: partition snapshot %s not used (%s); rebuilding cluster %llu "
+                     "from the store\n",
+                     path.c_str(), st.ToString().c_str(), static_cast<unsigned long long>(cs.id));
+      }
+    }
+    cs.partition = NewPartition(embedder_->dim(), options_.index);
+    for (const ItemState* item : items) {
+      DYNSPEC_RETURN_IF_ERROR(cs.partition->Add(item->label, item->embedding));
+    }
+    return Status::Ok();
+  }
+
+  // Brings a partition loaded from a (possibly stale) snapshot to exactly `items`: labels the
+  // store no longer serves in this cluster are removed, re-embedded ones updated, missing ones
+  // added (in store order).
+  static Status Reconcile(Partition& p, const std::vector<const ItemState*>& items) {
+    std::unordered_map<uint64_t, const ItemState*> want;
+    want.reserve(items.size());
+    for (const ItemState* item : items) want.emplace(item->label, item);
+    for (uint64_t label : p.Labels()) {
+      if (!want.contains(label)) DYNSPEC_RETURN_IF_ERROR(p.Remove(label));
+    }
+    for (const ItemState* item : items) {
+      if (!p.Contains(item->label)) {
+        DYNSPEC_RETURN_IF_ERROR(p.Add(item->label, item->embedding));
+        continue;
+      }
+      DYNSPEC_ASSIGN_OR_RETURN(std::vector<float> v, p.GetVector(item->label));
+      if (v.size() != item->embedding.size() ||
+          std::memcmp(v.data(), item->embedding.data(), v.size() * sizeof(float)) != 0) {
+        DYNSPEC_RETURN_IF_ERROR(p.Update(item->label, item->embedding));
+      }
+    }
+    if (p.size() != items.size()) {
+      return Status::Internal("partition holds " + std::to_string(p.size()) +
+                              " labels after reconciling with " + std::to_string(items.size()) +
+                              " served items");
+    }
+    return Status::Ok();
+  }
+
+  std::string SnapshotPath(ClusterId id) const {
+    return (std::filesystem::path(options_.partition_snapshot_dir) /
+            ("cluster-" + std::to_string(id) + ".part"))
+        .string();
+  }
+
+  Status SnapshotPartitions() override {
+    if (options_.partition_snapshot_dir.empty()) {
+      return Status::FailedPrecondition("no partition_snapshot_dir is configured");
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(options_.partition_snapshot_dir, ec);
+    if (ec) {
+      return Status::Internal("creating " + options_.partition_snapshot_dir + ": " + ec.message());
+    }
+    std::shared_lock lock(catalog_mu_);
+    for (const auto& [id, cs] : clusters_) {
+      const std::string path = SnapshotPath(id);
+      DYNSPEC_RETURN_IF_ERROR(
+          cs->partition->Save(path).WithContext("snapshot of cluster " + std::to_string(id)));
+    }
     return Status::Ok();
   }
 
@@ -1075,6 +1184,7 @@ class EngineImpl final : public Engine {
 
   std::atomic<uint64_t> feedback_events_{0};
   mutable std::atomic<uint64_t> predictions_{0};
+  bool loaded_ = false;  // Load succeeded: the partitions are complete and may be snapshotted
 };
 
 }  // namespace

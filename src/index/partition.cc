@@ -69,19 +69,29 @@
 #if defined(__SANITIZE_ADDRESS__) && !defined(NO_MANUAL_VECTORIZATION)
 #define NO_MANUAL_VECTORIZATION
 #endif
+#include <fcntl.h>
 #include <hnswlib/hnswlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
+#include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <exception>
+#include <filesystem>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 namespace dynspec {
@@ -128,6 +138,123 @@ bool Better(const Neighbour& a, const Neighbour& b) {
 Status InternalFrom(const char* op, const std::exception& e) {
   return Status::Internal(std::string("index ") + op + ": " + e.what());
 }
+
+// ---- snapshots ------------------------------------------------------------------------------
+//
+// SnapshotFormat (version 1). Host byte order (x86-64: little endian); a file is meant to be
+// read back on the machine that wrote it, like the hnswlib graph it embeds.
+//   char[8]  magic "DYNSPART"
+//   u32      format version (kSnapshotVersion)
+//   u32      dim
+//   u64      count (live labels)
+//   i32      hnsw_m, i32 hnsw_ef_construction, i32 hnsw_ef_search, u64 exact_search_max_items
+//            (the IndexOptions the partition was built with)
+//   u8       has_graph
+//   u64[count]        labels, in slot order
+//   f32[count * dim]  vectors, slot-major
+//   if has_graph (the hnswlib 0.6.2 HierarchicalNSW<float> state, as its saveIndex writes it
+//   but in this file, so one checksum covers everything):
+//     u64 max_elements, cur_element_count, maxM, maxM0, M, ef_construction
+//     u32 enterpoint_node, i32 maxlevel
+//     u8[cur_element_count * size_data_per_element]  level-0 links, vectors and labels
+//     per element: i32 level, then u8[level * size_links_per_element] (upper-level links)
+//     u64 removed count, then per removed label: u64 label, u32 element
+//   u32      crc32 (zlib) of every byte before it
+// LoadPartition checks the magic, then the version, then the size and the checksum, then
+// every count, size and link against the graph it rebuilds, before anything is handed to
+// hnswlib (whose loadIndex trusts its input).
+constexpr char kSnapshotMagic[8] = {'D', 'Y', 'N', 'S', 'P', 'A', 'R', 'T'};
+constexpr uint32_t kSnapshotVersion = 1;
+constexpr size_t kSnapshotHeaderBytes = 8 + 4 + 4 + 8 + 4 + 4 + 4 + 8 + 1;
+
+// Streams bytes to a FILE and keeps their crc32.
+class SnapshotWriter {
+ public:
+  explicit SnapshotWriter(std::FILE* f) : f_(f) {}
+  void Bytes(const void* p, size_t n) {
+    if (!ok_ || n == 0) return;
+    const auto* b = static_cast<const unsigned char*>(p);
+    size_t done = 0;
+    while (done < n) {  // crc32 takes a uInt length
+      const size_t chunk = std::min<size_t>(n - done, size_t{1} << 30);
+      crc_ = crc32(crc_, b + done, static_cast<uInt>(chunk));
+      done += chunk;
+    }
+    if (std::fwrite(p, 1, n, f_) != n) ok_ = false;
+  }
+  template <typename T>
+  void Pod(const T& v) {
+    Bytes(&v, sizeof(T));
+  }
+  void Crc() {
+    const uint32_t c = static_cast<uint32_t>(crc_);
+    if (ok_ && std::fwrite(&c, 1, sizeof(c), f_) != sizeof(c)) ok_ = false;
+  }
+  bool ok() const { return ok_; }
+
+ private:
+  std::FILE* f_;
+  uLong crc_ = crc32(0L, Z_NULL, 0);
+  bool ok_ = true;
+};
+
+// Bounds-checked reads from a snapshot held in memory.
+class SnapshotReader {
+ public:
+  SnapshotReader(const std::string& path, const char* data, size_t size)
+      : path_(path), data_(data), size_(size) {}
+  template <typename T>
+  Status Pod(T* out, const char* what) {
+    DYNSPEC_RETURN_IF_ERROR(Need(sizeof(T), what));
+    std::memcpy(out, data_ + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return Status::Ok();
+  }
+  // A pointer to the next n bytes (count * unit, checked for overflow).
+  Status Span(size_t count, size_t unit, const char** out, const char* what) {
+    if (unit != 0 && count > std::numeric_limits<size_t>::max() / unit) {
+      return Corrupt(std::string(what) + " size overflows");
+    }
+    DYNSPEC_RETURN_IF_ERROR(Need(count * unit, what));
+    *out = data_ + pos_;
+    pos_ += count * unit;
+    return Status::Ok();
+  }
+  size_t remaining() const { return size_ - pos_; }
+  Status Corrupt(const std::string& why) const {
+    return Status::Corruption("partition snapshot " + path_ + ": " + why);
+  }
+
+ private:
+  Status Need(size_t n, const char* what) const {
+    if (n > size_ - pos_) {
+      return Corrupt(std::string("truncated (") + what + " needs " + std::to_string(n) +
+                     " bytes, " + std::to_string(size_ - pos_) + " left)");
+    }
+    return Status::Ok();
+  }
+  const std::string& path_;
+  const char* data_;
+  size_t size_;
+  size_t pos_ = 0;
+};
+
+Status ErrnoStatus(const std::string& what, const std::string& path) {
+  return Status::Internal(what + " " + path + ": " + std::strerror(errno));
+}
+
+Status FsyncPath(const std::string& path, bool directory) {
+  const int fd = ::open(path.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
+  if (fd < 0) return ErrnoStatus("opening", path);
+  const int rc = ::fsync(fd);
+  const int saved = errno;
+  ::close(fd);
+  errno = saved;
+  if (rc != 0) return ErrnoStatus("fsync of", path);
+  return Status::Ok();
+}
+
+std::atomic<uint64_t> g_snapshot_tmp_counter{0};
 
 class FlatHnswPartition final : public Partition {
  public:
@@ -226,6 +353,80 @@ class FlatHnswPartition final : public Partition {
   }
 
   int dim() const override { return dim_; }
+
+  std::vector<uint64_t> Labels() const override {
+    auto lock = ReadLock();
+    return slot_labels_;
+  }
+
+  Result<std::vector<float>> GetVector(uint64_t label) const override {
+    auto lock = ReadLock();
+    auto it = slot_of_.find(label);
+    if (it == slot_of_.end()) {
+      return Status::NotFound("label " + std::to_string(label) + " is not indexed");
+    }
+    const float* p = SlotData(it->second);
+    return std::vector<float>(p, p + dim_);
+  }
+
+  Status Save(const std::string& path) const override {
+    const std::string tmp = path + ".tmp-" + std::to_string(::getpid()) + "-" +
+                            std::to_string(g_snapshot_tmp_counter.fetch_add(1));
+    std::FILE* f = std::fopen(tmp.c_str(), "wb");
+    if (f == nullptr) return ErrnoStatus("creating", tmp);
+    bool ok;
+    {
+      auto lock = ReadLock();
+      SnapshotWriter w(f);
+      WriteSnapshot(w);
+      ok = w.ok();
+    }
+    ok = ok && std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
+    const int saved = errno;
+    ok = (std::fclose(f) == 0) && ok;
+    if (!ok) {
+      errno = saved;
+      Status st = ErrnoStatus("writing", tmp);
+      std::remove(tmp.c_str());
+      return st;
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+      Status st = ErrnoStatus("renaming " + tmp + " to", path);
+      std::remove(tmp.c_str());
+      return st;
+    }
+    std::string dir = std::filesystem::path(path).parent_path().string();
+    if (dir.empty()) dir = ".";
+    return FsyncPath(dir, true);
+  }
+
+  // Restores the state a snapshot describes (the reader stands after the header fields up to
+  // has_graph, which the caller read and checked). Used on a fresh partition only.
+  Status ReadSnapshot(SnapshotReader& r, uint64_t count, bool has_graph) {
+    const char* labels_p = nullptr;
+    const char* vectors_p = nullptr;
+    DYNSPEC_RETURN_IF_ERROR(r.Span(count, sizeof(uint64_t), &labels_p, "labels"));
+    DYNSPEC_RETURN_IF_ERROR(
+        r.Span(count, static_cast<size_t>(dim_) * sizeof(float), &vectors_p, "vectors"));
+    slot_labels_.resize(count);
+    std::memcpy(slot_labels_.data(), labels_p, count * sizeof(uint64_t));
+    vectors_.resize(count * static_cast<size_t>(dim_));
+    std::memcpy(vectors_.data(), vectors_p, vectors_.size() * sizeof(float));
+    slot_of_.reserve(count);
+    for (size_t i = 0; i < count; ++i) {
+      if (!slot_of_.emplace(slot_labels_[i], i).second) {
+        return r.Corrupt("label " + std::to_string(slot_labels_[i]) + " appears twice");
+      }
+      for (int d = 0; d < dim_; ++d) {
+        if (!std::isfinite(SlotData(i)[d])) {
+          return r.Corrupt("vector of label " + std::to_string(slot_labels_[i]) +
+                           " has a non-finite value");
+        }
+      }
+    }
+    if (has_graph) DYNSPEC_RETURN_IF_ERROR(ReadGraph(r));
+    return Status::Ok();
+  }
 
  private:
   // std::shared_mutex is a pthread rwlock, which on glibc prefers readers: under a steady
@@ -376,6 +577,225 @@ class FlatHnswPartition final : public Partition {
     return out;
   }
 
+  // --- snapshots ---------------------------------------------------------------------------
+
+  // Requires the lock (shared is enough).
+  void WriteSnapshot(SnapshotWriter& w) const {
+    w.Bytes(kSnapshotMagic, sizeof(kSnapshotMagic));
+    w.Pod(kSnapshotVersion);
+    w.Pod(static_cast<uint32_t>(dim_));
+    w.Pod(static_cast<uint64_t>(slot_labels_.size()));
+    w.Pod(static_cast<int32_t>(options_.hnsw_m));
+    w.Pod(static_cast<int32_t>(options_.hnsw_ef_construction));
+    w.Pod(static_cast<int32_t>(options_.hnsw_ef_search));
+    w.Pod(static_cast<uint64_t>(options_.exact_search_max_items));
+    w.Pod(static_cast<uint8_t>(graph_ ? 1 : 0));
+    w.Bytes(slot_labels_.data(), slot_labels_.size() * sizeof(uint64_t));
+    w.Bytes(vectors_.data(), vectors_.size() * sizeof(float));
+    if (graph_) {
+      const Graph& g = *graph_;
+      w.Pod(static_cast<uint64_t>(g.max_elements_));
+      w.Pod(static_cast<uint64_t>(g.cur_element_count));
+      w.Pod(static_cast<uint64_t>(g.maxM_));
+      w.Pod(static_cast<uint64_t>(g.maxM0_));
+      w.Pod(static_cast<uint64_t>(g.M_));
+      w.Pod(static_cast<uint64_t>(g.ef_construction_));
+      w.Pod(static_cast<uint32_t>(g.enterpoint_node_));
+      w.Pod(static_cast<int32_t>(g.maxlevel_));
+      w.Bytes(g.data_level0_memory_, g.cur_element_count * g.size_data_per_element_);
+      for (size_t i = 0; i < g.cur_element_count; ++i) {
+        const int32_t level = g.element_levels_[i];
+        w.Pod(level);
+        if (level > 0) w.Bytes(g.linkLists_[i], g.size_links_per_element_ * level);
+      }
+      w.Pod(static_cast<uint64_t>(graph_removed_.size()));
+      for (const auto& [label, id] : graph_removed_) {
+        w.Pod(label);
+        w.Pod(static_cast<uint32_t>(id));
+      }
+    }
+    w.Crc();
+  }
+
+  // Reads, checks and installs the graph section. Every link, level, label and vector is
+  // checked against the flat arrays already read before the graph is installed.
+  Status ReadGraph(SnapshotReader& r) {
+    uint64_t max_elements, cur, max_m, max_m0, m, efc;
+    uint32_t enterpoint;
+    int32_t maxlevel;
+    DYNSPEC_RETURN_IF_ERROR(r.Pod(&max_elements, "graph header"));
+    DYNSPEC_RETURN_IF_ERROR(r.Pod(&cur, "graph header"));
+    DYNSPEC_RETURN_IF_ERROR(r.Pod(&max_m, "graph header"));
+    DYNSPEC_RETURN_IF_ERROR(r.Pod(&max_m0, "graph header"));
+    DYNSPEC_RETURN_IF_ERROR(r.Pod(&m, "graph header"));
+    DYNSPEC_RETURN_IF_ERROR(r.Pod(&efc, "graph header"));
+    DYNSPEC_RETURN_IF_ERROR(r.Pod(&enterpoint, "graph header"));
+    DYNSPEC_RETURN_IF_ERROR(r.Pod(&maxlevel, "graph header"));
+    const size_t want_m = static_cast<size_t>(std::clamp(options_.hnsw_m, 2, 10000));
+    const size_t want_efc =
+        std::max(static_cast<size_t>(std::max(options_.hnsw_ef_construction, 1)), want_m);
+    if (m != want_m || max_m != want_m || max_m0 != 2 * want_m || efc != want_efc) {
+      return r.Corrupt("graph settings (M " + std::to_string(m) + ", maxM " +
+                       std::to_string(max_m) + ", maxM0 " + std::to_string(max_m0) +
+                       ", ef_construction " + std::to_string(efc) + ") disagree with the header");
+    }
+    const size_t live = slot_labels_.size();
+    if (cur < live || cur > std::numeric_limits<uint32_t>::max() / 2) {
+      return r.Corrupt("graph holds " + std::to_string(cur) + " elements for " +
+                       std::to_string(live) + " labels");
+    }
+    if (max_elements < cur || max_elements > std::max<uint64_t>(kMinGraphCapacity, 4 * cur)) {
+      return r.Corrupt("graph capacity " + std::to_string(max_elements) + " does not fit " +
+                       std::to_string(cur) + " elements");
+    }
+    if (cur == 0 ? (maxlevel != -1) : (maxlevel < 0 || maxlevel > 64 || enterpoint >= cur)) {
+      return r.Corrupt("graph entry point " + std::to_string(enterpoint) + " at level " +
+                       std::to_string(maxlevel) + " is out of range");
+    }
+    // hnswlib's element layout for these settings (as its constructor computes it).
+    const size_t link0_bytes =
+        2 * want_m * sizeof(hnswlib::tableint) + sizeof(hnswlib::linklistsizeint);
+    const size_t expect_sdpe =
+        link0_bytes + static_cast<size_t>(dim_) * sizeof(float) + sizeof(hnswlib::labeltype);
+    const char* level0 = nullptr;
+    DYNSPEC_RETURN_IF_ERROR(r.Span(cur, expect_sdpe, &level0, "graph level 0"));
+    // The graph with the same settings: its sizes are what the file must contain.
+    auto graph =
+        std::make_unique<Graph>(&space_, static_cast<size_t>(max_elements), want_m,
+                                static_cast<size_t>(std::max(options_.hnsw_ef_construction, 1)));
+    Graph& g = *graph;
+    const size_t sdpe = g.size_data_per_element_;
+    const size_t spe = g.size_links_per_element_;
+    if (sdpe != expect_sdpe || g.offsetData_ != link0_bytes) {
+      return Status::Internal("hnswlib element layout is not the one snapshots assume");
+    }
+    std::memcpy(g.data_level0_memory_, level0, cur * sdpe);
+    for (size_t i = 0; i < cur; ++i) g.linkLists_[i] = nullptr;
+    g.cur_element_count = cur;  // from here on the destructor frees what was allocated
+    auto check_links = [&](const char* list, size_t max_count, size_t i, int level) -> Status {
+      uint16_t n;
+      std::memcpy(&n, list, sizeof(n));
+      if (n > max_count) {
+        return r.Corrupt("element " + std::to_string(i) + " has " + std::to_string(n) +
+                         " links at level " + std::to_string(level) + ", at most " +
+                         std::to_string(max_count));
+      }
+      for (size_t j = 0; j < n; ++j) {
+        hnswlib::tableint link;
+        std::memcpy(&link, list + sizeof(hnswlib::linklistsizeint) + j * sizeof(link),
+                    sizeof(link));
+        if (link >= cur) {
+          return r.Corrupt("element " + std::to_string(i) + " links to element " +
+                           std::to_string(link) + " of " + std::to_string(cur));
+        }
+      }
+      return Status::Ok();
+    };
+    size_t deleted = 0;
+    size_t live_seen = 0;
+    g.label_lookup_.reserve(cur);
+    for (size_t i = 0; i < cur; ++i) {
+      int32_t level;
+      DYNSPEC_RETURN_IF_ERROR(r.Pod(&level, "graph element level"));
+      if (level < 0 || level > maxlevel) {
+        return r.Corrupt("element " + std::to_string(i) + " has level " + std::to_string(level) +
+                         ", graph top level is " + std::to_string(maxlevel));
+      }
+      g.element_levels_[i] = level;
+      if (level > 0) {
+        const char* upper = nullptr;
+        DYNSPEC_RETURN_IF_ERROR(r.Span(static_cast<size_t>(level), spe, &upper, "graph links"));
+        g.linkLists_[i] = static_cast<char*>(std::malloc(spe * static_cast<size_t>(level)));
+        if (g.linkLists_[i] == nullptr) {
+          g.element_levels_[i] = 0;
+          return Status::Internal("out of memory loading partition snapshot");
+        }
+        std::memcpy(g.linkLists_[i], upper, spe * static_cast<size_t>(level));
+        for (int l = 1; l <= level; ++l) {
+          DYNSPEC_RETURN_IF_ERROR(check_links(g.linkLists_[i] + (l - 1) * spe, g.maxM_, i, l));
+        }
+      }
+      const char* element = g.data_level0_memory_ + i * sdpe;
+      DYNSPEC_RETURN_IF_ERROR(check_links(element, g.maxM0_, i, 0));
+      const uint64_t label = g.getExternalLabel(static_cast<hnswlib::tableint>(i));
+      if (!g.label_lookup_.emplace(label, static_cast<hnswlib::tableint>(i)).second) {
+        return r.Corrupt("graph label " + std::to_string(label) + " appears twice");
+      }
+      if (g.isMarkedDeleted(static_cast<hnswlib::tableint>(i))) {
+        ++deleted;
+        if (slot_of_.contains(label)) {
+          return r.Corrupt("graph element of live label " + std::to_string(label) +
+                           " is marked deleted");
+        }
+        continue;
+      }
+      auto sit = slot_of_.find(label);
+      if (sit == slot_of_.end()) {
+        return r.Corrupt("graph holds label " + std::to_string(label) +
+                         " that the partition does not");
+      }
+      if (std::memcmp(element + g.offsetData_, SlotData(sit->second),
+                      static_cast<size_t>(dim_) * sizeof(float)) != 0) {
+        return r.Corrupt("graph and flat vectors of label " + std::to_string(label) + " differ");
+      }
+      ++live_seen;
+    }
+    if (live_seen != live) {
+      return r.Corrupt("graph holds " + std::to_string(live_seen) + " of " + std::to_string(live) +
+                       " live labels");
+    }
+    if (cur > 0 && g.element_levels_[enterpoint] != maxlevel) {
+      return r.Corrupt("graph entry point is not on the top level");
+    }
+    // A search at level l reads the level-l list of every neighbour it reaches there: each
+    // upper-level link must lead to an element that has that level.
+    for (size_t i = 0; i < cur; ++i) {
+      for (int l = 1; l <= g.element_levels_[i]; ++l) {
+        const char* list = g.linkLists_[i] + (l - 1) * spe;
+        uint16_t n;
+        std::memcpy(&n, list, sizeof(n));
+        for (size_t j = 0; j < n; ++j) {
+          hnswlib::tableint link;
+          std::memcpy(&link, list + sizeof(hnswlib::linklistsizeint) + j * sizeof(link),
+                      sizeof(link));
+          if (g.element_levels_[link] < l) {
+            return r.Corrupt("element " + std::to_string(i) + " links at level " +
+                             std::to_string(l) + " to element " + std::to_string(link) +
+                             ", which has level " + std::to_string(g.element_levels_[link]));
+          }
+        }
+      }
+    }
+    uint64_t removed_count;
+    DYNSPEC_RETURN_IF_ERROR(r.Pod(&removed_count, "removed labels"));
+    if (removed_count != deleted) {
+      return r.Corrupt(std::to_string(removed_count) + " removed labels for " +
+                       std::to_string(deleted) + " deleted graph elements");
+    }
+    std::unordered_map<uint64_t, hnswlib::tableint> removed;
+    removed.reserve(removed_count);
+    for (uint64_t k = 0; k < removed_count; ++k) {
+      uint64_t label;
+      uint32_t id;
+      DYNSPEC_RETURN_IF_ERROR(r.Pod(&label, "removed label"));
+      DYNSPEC_RETURN_IF_ERROR(r.Pod(&id, "removed label"));
+      auto lit = g.label_lookup_.find(label);
+      if (lit == g.label_lookup_.end() || lit->second != id ||
+          !g.isMarkedDeleted(static_cast<hnswlib::tableint>(id)) ||
+          !removed.emplace(label, id).second) {
+        return r.Corrupt("removed label " + std::to_string(label) +
+                         " does not match a deleted graph element");
+      }
+    }
+    g.enterpoint_node_ = enterpoint;
+    g.maxlevel_ = maxlevel;
+    g.num_deleted_ = deleted;
+    g.setEf(static_cast<size_t>(std::max(options_.hnsw_ef_search, 1)));
+    graph_ = std::move(graph);
+    graph_removed_ = std::move(removed);
+    return Status::Ok();
+  }
+
   const int dim_;
   const IndexOptions options_;
   hnswlib::InnerProductSpace space_;  // outlives graph_, which points into it
@@ -397,6 +817,100 @@ class FlatHnswPartition final : public Partition {
 std::unique_ptr<Partition> NewPartition(int dim, const IndexOptions& options) {
   assert(dim > 0 && "a partition needs a positive dimension");
   return std::make_unique<FlatHnswPartition>(std::max(dim, 1), options);
+}
+
+Result<std::unique_ptr<Partition>> LoadPartition(const std::string& path, int dim,
+                                                 const IndexOptions& options) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    if (errno == ENOENT) return Status::NotFound("partition snapshot " + path + " does not exist");
+    return ErrnoStatus("opening partition snapshot", path);
+  }
+  std::string bytes;
+  {
+    struct stat st;
+    if (::fstat(fileno(f), &st) != 0) {
+      std::fclose(f);
+      return ErrnoStatus("reading partition snapshot", path);
+    }
+    try {
+      bytes.resize(static_cast<size_t>(st.st_size));
+    } catch (const std::exception& e) {
+      std::fclose(f);
+      return Status::Internal("partition snapshot " + path + ": " + e.what());
+    }
+    const size_t got = std::fread(bytes.data(), 1, bytes.size(), f);
+    std::fclose(f);
+    if (got != bytes.size()) return ErrnoStatus("reading partition snapshot", path);
+  }
+  SnapshotReader r(path, bytes.data(), bytes.size());
+  if (bytes.size() < sizeof(kSnapshotMagic) ||
+      std::memcmp(bytes.data(), kSnapshotMagic, sizeof(kSnapshotMagic)) != 0) {
+    return r.Corrupt("not a partition snapshot (wrong magic bytes)");
+  }
+  if (bytes.size() < kSnapshotHeaderBytes + sizeof(uint32_t)) {
+    return r.Corrupt("truncated (" + std::to_string(bytes.size()) + " bytes)");
+  }
+  uint32_t version;
+  std::memcpy(&version, bytes.data() + sizeof(kSnapshotMagic), sizeof(version));
+  if (version > kSnapshotVersion || version == 0) {
+    return Status::FailedPrecondition("partition snapshot " + path + " has format version " +
+                                      std::to_string(version) + "; this build reads version " +
+                                      std::to_string(kSnapshotVersion));
+  }
+  const size_t body = bytes.size() - sizeof(uint32_t);
+  uint32_t stored_crc;
+  std::memcpy(&stored_crc, bytes.data() + body, sizeof(stored_crc));
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (size_t done = 0; done < body;) {
+    const size_t chunk = std::min<size_t>(body - done, size_t{1} << 30);
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(bytes.data() + done), static_cast<uInt>(chunk));
+    done += chunk;
+  }
+  if (static_cast<uint32_t>(crc) != stored_crc) {
+    return r.Corrupt("checksum mismatch (damaged or truncated file)");
+  }
+  SnapshotReader body_reader(path, bytes.data(), body);
+  char magic[8];
+  uint32_t file_dim;
+  uint64_t count, exact_max;
+  int32_t m, efc, ef;
+  uint8_t has_graph;
+  DYNSPEC_RETURN_IF_ERROR(body_reader.Pod(&magic, "magic"));
+  DYNSPEC_RETURN_IF_ERROR(body_reader.Pod(&version, "version"));
+  DYNSPEC_RETURN_IF_ERROR(body_reader.Pod(&file_dim, "dimension"));
+  DYNSPEC_RETURN_IF_ERROR(body_reader.Pod(&count, "count"));
+  DYNSPEC_RETURN_IF_ERROR(body_reader.Pod(&m, "settings"));
+  DYNSPEC_RETURN_IF_ERROR(body_reader.Pod(&efc, "settings"));
+  DYNSPEC_RETURN_IF_ERROR(body_reader.Pod(&ef, "settings"));
+  DYNSPEC_RETURN_IF_ERROR(body_reader.Pod(&exact_max, "settings"));
+  DYNSPEC_RETURN_IF_ERROR(body_reader.Pod(&has_graph, "graph flag"));
+  if (static_cast<int64_t>(file_dim) != dim) {
+    return Status::FailedPrecondition("partition snapshot " + path + " has dimension " +
+                                      std::to_string(file_dim) + ", expected " +
+                                      std::to_string(dim));
+  }
+  if (m != options.hnsw_m || efc != options.hnsw_ef_construction ||
+      exact_max != options.exact_search_max_items) {
+    return Status::FailedPrecondition(
+        "partition snapshot " + path + " was built with hnsw_m " + std::to_string(m) +
+        ", hnsw_ef_construction " + std::to_string(efc) + ", exact_search_max_items " +
+        std::to_string(exact_max) + "; the engine has " + std::to_string(options.hnsw_m) + ", " +
+        std::to_string(options.hnsw_ef_construction) + ", " +
+        std::to_string(options.exact_search_max_items));
+  }
+  if (has_graph > 1) return body_reader.Corrupt("bad graph flag");
+  if (dim <= 0) return Status::InvalidArgument("a partition needs a positive dimension");
+  auto partition = std::make_unique<FlatHnswPartition>(dim, options);
+  try {
+    DYNSPEC_RETURN_IF_ERROR(partition->ReadSnapshot(body_reader, count, has_graph == 1));
+  } catch (const std::exception& e) {
+    return Status::Internal("loading partition snapshot " + path + ": " + e.what());
+  }
+  if (body_reader.remaining() != 0) {
+    return body_reader.Corrupt(std::to_string(body_reader.remaining()) + " trailing bytes");
+  }
+  return std::unique_ptr<Partition>(std::move(partition));
 }
 
 struct RawHnsw::Impl {

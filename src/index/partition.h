@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "dynspec/options.h"
@@ -38,8 +39,29 @@ class Partition {
   virtual Result<std::vector<Neighbour>> Search(std::span<const float> query, size_t k) const = 0;
   virtual size_t size() const = 0;
   virtual int dim() const = 0;
+  // Every label held, in no particular order.
+  virtual std::vector<uint64_t> Labels() const = 0;
+  // The stored vector of `label`; NotFound if absent.
+  virtual Result<std::vector<float>> GetVector(uint64_t label) const = 0;
+
+  // Writes a snapshot of the whole partition (flat vectors, labels and the HNSW graph when one
+  // is built) to `path`, atomically: a temporary file next to it is written, fsynced and
+  // renamed over `path`, then the directory is fsynced. A reader sees the old file or the new
+  // one, never a torn one. Takes the shared lock while it serializes (searches go on; writers
+  // wait), and none for the fsync. Format: see partition.cc (SnapshotFormat).
+  virtual Status Save(const std::string& path) const = 0;
 };
 
 std::unique_ptr<Partition> NewPartition(int dim, const IndexOptions& options);
+
+// Reads a snapshot written by Partition::Save. Nothing in the file is trusted: NotFound when
+// `path` does not exist; Corruption for a short or damaged file (wrong magic, checksum
+// mismatch, sizes or graph links out of range, graph and flat vectors disagreeing);
+// FailedPrecondition for a newer format version, another dimension, or other index
+// construction settings (hnsw_m, hnsw_ef_construction, exact_search_max_items) than
+// `options`. hnsw_ef_search is taken from `options`. On success the partition searches
+// exactly as the saved one did (the graph is restored element for element).
+Result<std::unique_ptr<Partition>> LoadPartition(const std::string& path, int dim,
+                                                 const IndexOptions& options);
 
 }  // namespace dynspec
