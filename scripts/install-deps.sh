@@ -9,6 +9,6 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   cmake g++ make ninja-build pkg-config ca-certificates \
   libhnswlib-dev libeigen3-dev nlohmann-json3-dev libcli11-dev \
-  libspdlog-dev libfmt-dev zlib1g-dev librocksdb-dev \
+  libspdlog-dev libfmt-dev zlib1g-dev librocksdb-dev libcpp-httplib-dev wrk \
   libgtest-dev libgmock-dev googletest libbenchmark-dev \
   clang-format >/dev/null

@@ -446,11 +446,11 @@ TEST_F(DamagedRecord, UnknownKeyIsCorruption) {
 }
 
 TEST_F(DamagedRecord, FutureStoreFormatIsRefusedOnOpen) {
-  RawPut(dir_.path(), {{std::string(sf::kMarkerKey), "2"}});
+  RawPut(dir_.path(), {{std::string(sf::kMarkerKey), "3"}});
   Status st = OpenStatus(dir_.path());
   EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
   EXPECT_NE(st.message().find("data directory '" + dir_.path() +
-                              "' has format version 2, this build reads up to 1"),
+                              "' has format version 3, this build reads up to 2"),
             std::string::npos)
       << st.ToString();
 }

@@ -65,6 +65,17 @@ class Engine {
   // Learns from one feedback event on a known item.
   virtual Result<FeedbackResult> Feedback(const FeedbackEvent& event) = 0;
 
+  // Scores every candidate by its expected reward, chooses a slate with the exploration
+  // policy of options.rank, and durably records the decision (context, candidates, scores,
+  // propensities, model versions, blend weights) until feedback answers it or it expires.
+  // NotFound for an unknown candidate, InvalidArgument for duplicates, too many candidates,
+  // a slate larger than the candidates, or a bad context; AlreadyExists for a used event id.
+  virtual Result<RankResult> Rank(const RankRequest& request) = 0;
+  // Resolves every decision that expired at or before `now_unix_ms`: unanswered positions
+  // get options.rank.expired_reward (and, with learn_from_expired, a "no response" update).
+  // Runs by itself every options.rank.expiry_check_ms. Returns the decisions resolved.
+  virtual Result<size_t> ExpireDecisions(int64_t now_unix_ms) = 0;
+
   // Replaces the reward function; models are untouched.
   virtual Status SetRewardTerms(const std::vector<RewardTerm>& terms) = 0;
   virtual std::vector<RewardTerm> RewardTerms() const = 0;

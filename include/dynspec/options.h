@@ -114,6 +114,31 @@ struct ReclusterOptions {
   int64_t period_seconds = 86400;
 };
 
+enum class RankPolicy { kSoftmax, kEpsilonGreedy, kGreedy };
+
+// Engine::Rank: how a slate is chosen and how long its decision waits for feedback.
+struct RankOptions {
+  // softmax: p ~ exp(score / temperature), mixed with epsilon / n; epsilon_greedy: the best
+  // candidate gets 1 - epsilon (shared among ties), everyone epsilon / n; greedy: the best.
+  RankPolicy policy = RankPolicy::kSoftmax;
+  double temperature = 0.1;  // in units of expected reward
+  double epsilon = 0.05;     // uniform exploration floor
+  size_t max_candidates = 1000;
+  // A decision waits this long for feedback; then its unanswered positions resolve with
+  // `expired_reward` (users who never respond) and leave the pending set.
+  int64_t pending_ttl_ms = 3600 * 1000;
+  double expired_reward = 0;
+  // Expired positions also teach the supervised learner "no response": every binary head
+  // observed 0. Off: they only close the decision (and its logged reward).
+  bool learn_from_expired = true;
+  // How often the engine looks for expired decisions by itself (0: only ExpireDecisions).
+  int64_t expiry_check_ms = 1000;
+  // Resolved decisions are appended here as JSON lines (docs/learning.md) for off-policy
+  // evaluation; empty: not logged.
+  std::string decision_log;
+  uint64_t seed = 7;  // the slate sampler's random stream
+};
+
 struct LimitOptions {
   size_t max_id_bytes = 256;
   size_t max_text_bytes = 1 << 20;
@@ -130,6 +155,7 @@ struct EngineOptions {
   std::vector<RewardTerm> reward = DefaultRewardTerms();
   ClusterOptions cluster;
   ReclusterOptions recluster;
+  RankOptions rank;
   LimitOptions limits;
   // Directory of partition snapshots (cluster-<id>.part, see src/index/partition.h); empty:
   // none. When set, Engine::Open loads each cluster's snapshot instead of rebuilding its

@@ -32,6 +32,26 @@ struct ClusterRecord {
   ModelState model;  // the cluster's shared model (also the prior of every blend)
 };
 
+// A ranking decision waiting for feedback (see Engine::Rank): what was offered, what was
+// served with which propensities, and which served positions have been answered so far.
+struct DecisionRecord {
+  EventId id;
+  int64_t created_unix_ms = 0;
+  int64_t expires_unix_ms = 0;  // unanswered positions resolve with the default reward then
+  Context context;
+  std::vector<ItemId> candidates;
+  std::vector<double> scores;         // expected reward of each candidate when ranked
+  std::vector<double> probabilities;  // the policy's first-position probability of each
+  std::vector<uint64_t> versions;     // each candidate's model version when ranked
+  std::vector<uint32_t> chosen;       // candidate indices, in served (slate) order
+  std::vector<double> propensities;   // per slate position (see learn/exploration.h)
+  std::vector<uint8_t> answered;      // per slate position: 1 once its feedback arrived
+  std::vector<double> rewards;        // per slate position, valid where answered
+  // Per slate position, the models blended into its prediction: (item id or "" for the
+  // cluster prior, blend weight).
+  std::vector<std::vector<std::pair<ItemId, double>>> blends;
+};
+
 // A set of changes applied atomically: after Commit returns OK all of them are stored,
 // after it fails none are. Items are upserted by id; providers and clusters likewise.
 struct StoreBatch {
@@ -40,7 +60,9 @@ struct StoreBatch {
   std::vector<ProviderRecord> put_providers;
   std::vector<ClusterRecord> put_clusters;
   std::vector<ClusterId> delete_clusters;
-  std::vector<EventId> seen_events;  // feedback event ids, for idempotency after restart
+  std::vector<EventId> seen_events;           // feedback event ids, for idempotency after restart
+  std::vector<DecisionRecord> put_decisions;  // pending ranking decisions, upserted by id
+  std::vector<EventId> delete_decisions;      // resolved ones (deletes come before puts)
   // Small metadata the engine checks on open (format version, embedding dimension, heads),
   // so a data directory is never reopened silently with an incompatible configuration.
   std::map<std::string, std::string> put_meta;

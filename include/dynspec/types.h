@@ -63,7 +63,8 @@ struct Contribution {
 };
 
 struct Prediction {
-  ItemId item_id;  // empty for inline content
+  ItemId item_id;             // empty for inline content
+  uint64_t item_version = 0;  // the item's model version used (0 for inline content)
   ClusterId cluster = 0;
   // One value per configured head, in ModelOptions::heads order: a probability for binary
   // heads, the predicted target (e.g. log1p seconds) for regression heads.
@@ -73,6 +74,9 @@ struct Prediction {
   std::vector<Contribution> contributions;
 };
 
+// Feedback on an item. With the event id of a ranking decision (Engine::Rank), the item is
+// one of its slate (may be empty: the first position) and the logged context is used
+// (`context` must then be empty); each slate position accepts one feedback.
 struct FeedbackEvent {
   EventId event_id;  // optional; when set, a repeated id is rejected (idempotency)
   ItemId item_id;
@@ -84,6 +88,28 @@ struct FeedbackResult {
   double reward = 0;
   uint64_t item_version = 0;           // the item's model version after this update
   bool item_joined_partition = false;  // first feedback: the item became a neighbour
+};
+
+// Engine::Rank: a context and the candidates to choose from.
+struct RankRequest {
+  EventId event_id;  // optional; the engine makes one when empty
+  Context context;
+  std::vector<ItemId> candidates;
+  size_t slate_size = 1;  // positions to fill; 0 ranks every candidate
+};
+
+struct RankedItem {
+  ItemId item_id;
+  double score = 0;        // expected reward from the item's specialized model
+  double probability = 0;  // the policy's first-position probability of this item
+  double propensity = 0;   // probability it was served at its position, given the ones above
+  uint64_t model_version = 0;
+};
+
+struct RankResult {
+  EventId event_id;               // send it back with the feedback
+  std::vector<RankedItem> slate;  // in served order
+  int64_t expires_unix_ms = 0;    // feedback after this is too late
 };
 
 struct ItemInfo {
@@ -166,6 +192,13 @@ struct EngineStats {
   uint64_t clusters = 0;
   uint64_t feedback_events = 0;
   uint64_t predictions = 0;
+  uint64_t rank_decisions = 0;     // made by this process
+  uint64_t pending_decisions = 0;  // waiting for feedback now
+  uint64_t expired_positions = 0;  // slate positions resolved by expiry (this process)
+  // Per head (ModelOptions::heads order): the item model's loss on each feedback event
+  // before learning from it (progressive validation), as an exponential moving average over
+  // about the last 1000 observations of that head; 0 before the first.
+  std::vector<double> recent_loss;
 };
 
 }  // namespace dynspec

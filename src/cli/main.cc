@@ -1,8 +1,11 @@
 // The `dynspec` command. Flags are parsed here and nowhere else; engine settings come from
 // the shared option table (config/options_table.h), so --help lists every one of them.
+#include <signal.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -14,6 +17,7 @@
 #include "eval/events.h"
 #include "eval/replay.h"
 #include "eval/table.h"
+#include "server/http_server.h"
 
 namespace {
 
@@ -265,6 +269,60 @@ int InspectDataDir(const CLI::App* cmd, const DataDirFlags& f, const std::string
   return 0;
 }
 
+struct ServeFlags {
+  DataDirFlags data;
+  dynspec::server::ServerOptions server;
+  std::string token_file;
+};
+
+// Reads the bearer token: the file's first line, surrounding whitespace removed.
+dynspec::Result<std::string> ReadToken(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::IoError("--token-file '" + path + "' cannot be read");
+  std::string token;
+  std::getline(in, token);
+  const auto first = token.find_first_not_of(" \t\r");
+  const auto last = token.find_last_not_of(" \t\r");
+  token = first == std::string::npos ? "" : token.substr(first, last - first + 1);
+  if (token.size() < 16) {
+    return Status::InvalidArgument("--token-file '" + path +
+                                   "' must hold a token of at least 16 characters");
+  }
+  return token;
+}
+
+// Serves until SIGTERM or SIGINT, then stops accepting, finishes the requests in flight and
+// closes the engine (which writes partition snapshots; the store holds everything else).
+int Serve(const CLI::App* cmd, ServeFlags f) {
+  // Block the signals in every thread (they inherit this mask) and wait for them here.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  if (!f.token_file.empty()) {
+    auto token = ReadToken(f.token_file);
+    if (!token.ok()) return Fail(token.status());
+    f.server.token = *token;
+  }
+  auto engine = OpenEngineAt(cmd, f.data);
+  if (!engine.ok()) return Fail(engine.status());
+  auto server = dynspec::server::HttpServer::Start(engine->get(), f.server);
+  if (!server.ok()) return Fail(server.status());
+  const dynspec::EngineStats s = (*engine)->Stats();
+  std::cout << "dynspec serving " << f.data.data_dir << " (" << s.items << " items, " << s.clusters
+            << " clusters) on http://" << f.server.host << ":" << (*server)->port()
+            << (f.server.token.empty() ? "" : " (bearer token required for writes)") << std::endl;
+  int sig = 0;
+  sigwait(&signals, &sig);
+  std::cout << "dynspec: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
+            << ": finishing requests in flight" << std::endl;
+  (*server)->Stop();
+  engine->reset();
+  std::cout << "dynspec: stopped" << std::endl;
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -363,7 +421,42 @@ int main(int argc, char** argv) {
   AddDataDirFlags(backup_cmd, &backup_flags);
   backup_cmd->add_option("--to", backup_to, "new directory for the copy")->required();
 
+  ServeFlags serve;
+  CLI::App* serve_cmd = app.add_subcommand(
+      "serve", "Serve the JSON API (docs/api.md) over a data directory until SIGTERM/SIGINT");
+  AddDataDirFlags(serve_cmd, &serve.data);
+  serve_cmd->add_option("--host", serve.server.host, "address to bind")->capture_default_str();
+  serve_cmd->add_option("--port", serve.server.port, "port (0 = any free port)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
+  serve_cmd->add_option("--threads", serve.server.threads, "worker threads")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  serve_cmd->add_option("--token-file", serve.token_file,
+                        "file whose first line is the bearer token required by writing routes");
+  serve_cmd
+      ->add_option("--max-body-bytes", serve.server.limits.max_body_bytes, "largest request body")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{64}, size_t{1} << 30));
+  serve_cmd
+      ->add_option("--max-batch-items", serve.server.limits.max_batch_items,
+                   "most items per POST /v1/items:batch")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1000000}));
+  serve_cmd
+      ->add_option("--max-candidates", serve.server.limits.max_candidates,
+                   "most candidates per POST /v1/rank")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{100000}));
+  serve_cmd
+      ->add_option("--max-vector-values", serve.server.limits.max_vector_values,
+                   "most values in a vector or dense context")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1} << 24));
+
   CLI11_PARSE(app, argc, argv);
+
+  if (serve_cmd->parsed()) return Serve(serve_cmd, serve);
 
   if (replay_cmd->parsed()) return RunReplayCommand(replay_cmd, replay);
   if (convert_cmd->parsed()) {

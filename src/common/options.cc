@@ -90,6 +90,17 @@ Status ValidateOptions(const EngineOptions& o) {
   if (r.consecutive_runs < 1) return Bad("recluster.consecutive_runs", "must be >= 1");
   if (r.max_moves_per_run < 0) return Bad("recluster.max_moves_per_run", "must be >= 0");
   if (r.period_seconds < 0) return Bad("recluster.period_seconds", "must be >= 0");
+  const RankOptions& k = o.rank;
+  if (!(k.temperature > 0 && std::isfinite(k.temperature))) {
+    return Bad("rank.temperature", "must be finite and > 0");
+  }
+  if (!(k.epsilon >= 0 && k.epsilon <= 1)) return Bad("rank.epsilon", "must be in [0, 1]");
+  if (k.max_candidates < 1 || k.max_candidates > 100000) {
+    return Bad("rank.max_candidates", "must be in [1, 100000]");
+  }
+  if (k.pending_ttl_ms < 1) return Bad("rank.pending_ttl_ms", "must be >= 1");
+  if (!std::isfinite(k.expired_reward)) return Bad("rank.expired_reward", "must be finite");
+  if (k.expiry_check_ms < 0) return Bad("rank.expiry_check_ms", "must be >= 0");
   if (o.limits.max_id_bytes < 1 || o.limits.max_text_bytes < 1 || o.limits.max_batch_items < 1) {
     return Bad("limits", "must all be >= 1");
   }

@@ -105,6 +105,14 @@ std::vector<OptionEntry> BuildTable() {
       DYNSPEC_NUMBER_OPTION(recluster.max_moves_per_run, "most providers moved per run"),
       DYNSPEC_NUMBER_OPTION(recluster.period_seconds,
                             "automatic re-clustering period in seconds (0 = on demand only)"),
+      DYNSPEC_NUMBER_OPTION(rank.temperature, "softmax temperature of the ranking policy"),
+      DYNSPEC_NUMBER_OPTION(rank.epsilon, "uniform exploration floor of the ranking policy"),
+      DYNSPEC_NUMBER_OPTION(rank.max_candidates, "most candidates per rank request"),
+      DYNSPEC_NUMBER_OPTION(rank.pending_ttl_ms, "how long a ranking decision waits for feedback"),
+      DYNSPEC_NUMBER_OPTION(rank.expired_reward, "reward logged for unanswered slate positions"),
+      DYNSPEC_NUMBER_OPTION(rank.expiry_check_ms,
+                            "period of the expiry sweep in ms (0 = only on demand)"),
+      DYNSPEC_NUMBER_OPTION(rank.seed, "seed of the slate sampler"),
       DYNSPEC_NUMBER_OPTION(limits.max_id_bytes, "longest accepted id"),
       DYNSPEC_NUMBER_OPTION(limits.max_text_bytes, "longest accepted content text"),
       DYNSPEC_NUMBER_OPTION(limits.max_sparse_features, "most sparse context features"),
@@ -138,6 +146,50 @@ std::vector<OptionEntry> BuildTable() {
                    o.recluster.linkage = Linkage::kAverage;
                  else
                    return ParseError("recluster.linkage", text, "single, complete or average");
+                 return Status::Ok();
+               }});
+  t.push_back({"rank.policy", "softmax, epsilon_greedy or greedy",
+               [](const EngineOptions& o) {
+                 switch (o.rank.policy) {
+                   case RankPolicy::kSoftmax:
+                     return std::string("softmax");
+                   case RankPolicy::kEpsilonGreedy:
+                     return std::string("epsilon_greedy");
+                   case RankPolicy::kGreedy:
+                     return std::string("greedy");
+                 }
+                 return std::string("softmax");
+               },
+               [](EngineOptions& o, const std::string& text) {
+                 if (text == "softmax")
+                   o.rank.policy = RankPolicy::kSoftmax;
+                 else if (text == "epsilon_greedy")
+                   o.rank.policy = RankPolicy::kEpsilonGreedy;
+                 else if (text == "greedy")
+                   o.rank.policy = RankPolicy::kGreedy;
+                 else
+                   return ParseError("rank.policy", text, "softmax, epsilon_greedy or greedy");
+                 return Status::Ok();
+               }});
+  t.push_back({"rank.learn_from_expired",
+               "true: unanswered slate positions teach 'no response' to the binary heads",
+               [](const EngineOptions& o) {
+                 return std::string(o.rank.learn_from_expired ? "true" : "false");
+               },
+               [](EngineOptions& o, const std::string& text) {
+                 if (text == "true" || text == "1")
+                   o.rank.learn_from_expired = true;
+                 else if (text == "false" || text == "0")
+                   o.rank.learn_from_expired = false;
+                 else
+                   return ParseError("rank.learn_from_expired", text, "true or false");
+                 return Status::Ok();
+               }});
+  t.push_back({"rank.decision_log",
+               "file that resolved ranking decisions are appended to as JSON lines (empty = none)",
+               [](const EngineOptions& o) { return o.rank.decision_log; },
+               [](EngineOptions& o, const std::string& text) {
+                 o.rank.decision_log = text;
                  return Status::Ok();
                }});
   t.push_back({"partition_snapshot_dir",

@@ -6,6 +6,8 @@
 //     -> ItemState::mu (one item's model; at most one held at a time)
 //       -> ClusterState::model_mu (the cluster's shared model)
 //         -> the partition's internal lock, events_mu_, reward_mu_ (leaf locks)
+// A ranking decision's PendingDecision::mu sits between catalog_mu_ and ItemState::mu;
+// decisions_mu_ (the map of pending decisions), log_mu_ and rng_mu_ are leaf locks.
 // Item embeddings, providers and cluster membership change only under the exclusive catalog
 // lock, so readers holding it shared see them stable.
 #include "dynspec/engine.h"
@@ -18,8 +20,10 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
+#include <random>
 #include <set>
 #include <shared_mutex>
 #include <thread>
@@ -30,6 +34,7 @@
 #include "cluster/recluster.h"
 #include "common/hash.h"
 #include "common/vector_math.h"
+#include "engine/decisions.h"
 #include "index/partition.h"
 #include "learn/reward.h"
 #include "learn/supervised.h"
@@ -69,6 +74,20 @@ struct ClusterState {
   mutable std::mutex model_mu;
   ModelState model;  // guarded by model_mu
 };
+
+// A ranking decision waiting for feedback. `record` changes only under mu, and only after
+// the store has committed the change.
+struct PendingDecision {
+  std::mutex mu;
+  DecisionRecord record;
+  bool resolved = false;  // every position answered or expired; gone from the store
+};
+
+int64_t NowUnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 // A neighbour's contribution as read under its lock.
 struct NeighbourView {
@@ -124,6 +143,7 @@ class EngineImpl final : public Engine {
     }
     scheduler_cv_.notify_all();
     if (scheduler_.joinable()) scheduler_.join();
+    if (expiry_thread_.joinable()) expiry_thread_.join();
     if (loaded_ && !options_.partition_snapshot_dir.empty()) {
       Status st = SnapshotPartitions();
       if (!st.ok()) {
@@ -144,6 +164,24 @@ class EngineImpl final : public Engine {
         auto r = Recluster();
         if (!r.ok()) {
           std::fprintf(stderr, "dynspec: scheduled re-clustering failed: %s\n",
+                       r.status().ToString().c_str());
+        }
+        lock.lock();
+      }
+    });
+  }
+
+  // Resolves expired decisions every rank.expiry_check_ms until the engine is destroyed.
+  void StartExpirySweep() {
+    if (options_.rank.expiry_check_ms <= 0) return;
+    expiry_thread_ = std::thread([this] {
+      const auto period = std::chrono::milliseconds(options_.rank.expiry_check_ms);
+      std::unique_lock lock(scheduler_mu_);
+      while (!scheduler_cv_.wait_for(lock, period, [this] { return shutting_down_; })) {
+        lock.unlock();
+        auto r = ExpireDecisions(NowUnixMs());
+        if (!r.ok()) {
+          std::fprintf(stderr, "dynspec: resolving expired decisions failed: %s\n",
                        r.status().ToString().c_str());
         }
         lock.lock();
@@ -229,6 +267,12 @@ class EngineImpl final : public Engine {
     for (const Status& st : results) DYNSPEC_RETURN_IF_ERROR(st);
     loaded_ = true;
     events_.insert(all.seen_events.begin(), all.seen_events.end());
+    for (auto& d : all.put_decisions) {
+      auto pending = std::make_shared<PendingDecision>();
+      const EventId id = d.id;
+      pending->record = std::move(d);
+      decisions_[id] = std::move(pending);
+    }
     return Status::Ok();
   }
 
@@ -499,6 +543,7 @@ class EngineImpl final : public Engine {
     bool has_self = false;
     if (self != nullptr) {
       std::lock_guard item_lock(self->mu);
+      out.item_version = self->version;
       if (IsInitialized(layout_, self->model) && self->model.evidence > 0) {
         has_self = true;
         self_evidence = self->model.evidence;
@@ -551,88 +596,138 @@ class EngineImpl final : public Engine {
   // ---- feedback -----------------------------------------------------------------------
 
   Result<FeedbackResult> Feedback(const FeedbackEvent& event) override {
-    DYNSPEC_RETURN_IF_ERROR(CheckId(event.item_id, "item_id", options_.limits.max_id_bytes));
     if (!event.event_id.empty()) {
       DYNSPEC_RETURN_IF_ERROR(CheckId(event.event_id, "event_id", options_.limits.max_id_bytes));
-    }
-    if (event.responses.empty()) return Status::InvalidArgument("responses is empty");
-    std::vector<std::pair<size_t, double>> targets;
-    for (const auto& [name, value] : event.responses) {
-      auto hit = head_index_.find(name);
-      if (hit == head_index_.end()) {
-        return Status::InvalidArgument("responses names unknown head '" + name + "'");
+      if (std::shared_ptr<PendingDecision> d = FindDecision(event.event_id)) {
+        return FeedbackOnDecision(*d, event);
       }
-      DYNSPEC_ASSIGN_OR_RETURN(double target, HeadTarget(layout_.heads[hit->second], value));
-      targets.emplace_back(hit->second, target);
     }
+    DYNSPEC_RETURN_IF_ERROR(CheckId(event.item_id, "item_id", options_.limits.max_id_bytes));
+    DYNSPEC_ASSIGN_OR_RETURN(auto targets, ParseResponses(event.responses));
     DYNSPEC_ASSIGN_OR_RETURN(FeatureVector x, encoder_.Encode(event.context));
 
     std::shared_lock lock(catalog_mu_);
     auto it = items_.find(event.item_id);
     if (it == items_.end()) return Status::NotFound("item '" + event.item_id + "' does not exist");
-    ItemState& item = *it->second;
-    ClusterState& cluster = *clusters_.at(providers_.at(item.provider).cluster);
-
     EventReservation reservation(this, event.event_id);
     DYNSPEC_RETURN_IF_ERROR(reservation.status());
-
-    if (ShouldShadowEvaluate()) {
-      DYNSPEC_RETURN_IF_ERROR(ShadowEvaluate(item, cluster, x, targets));
-    }
-
-    // A brand-new item's own model starts as the parameter blend of its neighbours and the
-    // cluster model, so it is never cold. Computed before taking the item lock (it reads
-    // other items' models under their own locks).
-    bool needs_init;
-    {
-      std::lock_guard item_lock(item.mu);
-      needs_init = !IsInitialized(layout_, item.model);
-    }
-    ModelState init;
-    if (needs_init) DYNSPEC_RETURN_IF_ERROR(BlendInitialModel(cluster, item, &init));
-
-    FeedbackResult result;
-    result.reward = CurrentReward()->Observed(event.responses);
-    std::lock_guard item_lock(item.mu);
-    std::lock_guard model_lock(cluster.model_mu);
-    ModelState model = IsInitialized(layout_, item.model) ? item.model : std::move(init);
-    if (!IsInitialized(layout_, model)) InitModel(layout_, options_.learn.adagrad_epsilon, &model);
-    ModelState cluster_model = cluster.model;
-    if (!IsInitialized(layout_, cluster_model)) {
-      InitModel(layout_, options_.learn.adagrad_epsilon, &cluster_model);
-    }
-    for (const auto& [head, target] : targets) {
-      SupervisedStep(options_.learn, layout_, head, target, x, &model);
-      SupervisedStep(options_.learn, layout_, head, target, x, &cluster_model);
-    }
-    model.evidence += 1;
-    cluster_model.evidence += 1;
-
-    ItemRecord record = RecordOf(item);
-    record.model = model;
-    record.served = true;
-    record.version = item.version + 1;
-    StoreBatch batch{.put_items = {record}, .put_clusters = {{cluster.id, cluster_model}}};
-    if (!event.event_id.empty()) batch.seen_events.push_back(event.event_id);
-    DYNSPEC_RETURN_IF_ERROR(store_->Commit(batch).WithContext("storing feedback"));
-
-    // Write back: the item's model, and on first feedback the item joins its partition so
-    // it serves as a neighbour for later items.
-    item.model = std::move(model);
-    item.version = record.version;
-    cluster.model = std::move(cluster_model);
-    if (!item.served) {
-      Status st = cluster.partition->Add(item.label, item.embedding);
-      if (!st.ok() && st.code() != StatusCode::kAlreadyExists) {
-        return st.WithContext("adding the item to its partition after a committed write");
-      }
-      item.served = true;
-      result.item_joined_partition = true;
-    }
+    StoreBatch extra;
+    if (!event.event_id.empty()) extra.seen_events.push_back(event.event_id);
+    DYNSPEC_ASSIGN_OR_RETURN(FeedbackResult result,
+                             Learn(*it->second, x, targets, event.responses, std::move(extra)));
     reservation.Commit();
-    result.item_version = item.version;
-    feedback_events_.fetch_add(1, std::memory_order_relaxed);
     return result;
+  }
+
+  // ---- ranking ------------------------------------------------------------------------
+
+  Result<RankResult> Rank(const RankRequest& request) override {
+    const size_t n = request.candidates.size();
+    if (n == 0) return Status::InvalidArgument("candidates is empty");
+    if (n > options_.rank.max_candidates) {
+      return Status::InvalidArgument("candidates has " + std::to_string(n) + " items, limit is " +
+                                     std::to_string(options_.rank.max_candidates));
+    }
+    const size_t slate_size = request.slate_size == 0 ? n : request.slate_size;
+    if (slate_size > n) {
+      return Status::InvalidArgument("slate_size " + std::to_string(slate_size) + " exceeds the " +
+                                     std::to_string(n) + " candidates");
+    }
+    std::unordered_set<std::string_view> unique;
+    for (size_t i = 0; i < n; ++i) {
+      const std::string field = "candidates[" + std::to_string(i) + "]";
+      DYNSPEC_RETURN_IF_ERROR(
+          CheckId(request.candidates[i], field.c_str(), options_.limits.max_id_bytes));
+      if (!unique.insert(request.candidates[i]).second) {
+        return Status::InvalidArgument(field + " repeats item '" + request.candidates[i] + "'");
+      }
+    }
+    DYNSPEC_RETURN_IF_ERROR(encoder_.Encode(request.context).status());
+    EventId id = request.event_id;
+    if (id.empty()) {
+      id = NewEventId();
+    } else {
+      DYNSPEC_RETURN_IF_ERROR(CheckId(id, "event_id", options_.limits.max_id_bytes));
+    }
+    EventReservation reservation(this, id);
+    DYNSPEC_RETURN_IF_ERROR(reservation.status());
+    if (FindDecision(id)) return Status::AlreadyExists("event '" + id + "' is already pending");
+
+    DecisionRecord record;
+    record.id = id;
+    record.created_unix_ms = NowUnixMs();
+    record.expires_unix_ms = record.created_unix_ms + options_.rank.pending_ttl_ms;
+    record.context = request.context;
+    record.candidates = request.candidates;
+    std::vector<std::vector<Contribution>> contributions(n);
+    for (size_t i = 0; i < n; ++i) {
+      PredictRequest pr;
+      pr.item_id = request.candidates[i];
+      pr.context = request.context;
+      auto p = Predict(pr);
+      if (!p.ok()) return p.status().WithContext("candidates[" + std::to_string(i) + "]");
+      record.scores.push_back(p->expected_reward);
+      record.versions.push_back(p->item_version);
+      contributions[i] = std::move(p->contributions);
+    }
+    SlatePlan plan;
+    {
+      std::lock_guard rng_lock(rng_mu_);
+      DYNSPEC_ASSIGN_OR_RETURN(plan, ChooseSlate(record.scores, slate_size, options_.rank, rng_));
+    }
+    record.probabilities = std::move(plan.probabilities);
+    record.chosen = std::move(plan.chosen);
+    record.propensities = std::move(plan.propensities);
+    record.answered.assign(record.chosen.size(), kPositionPending);
+    record.rewards.assign(record.chosen.size(), 0.0);
+    for (uint32_t c : record.chosen) {
+      auto& blend = record.blends.emplace_back();
+      for (const auto& k : contributions[c]) blend.emplace_back(k.item_id, k.weight);
+    }
+    StoreBatch batch;
+    batch.put_decisions.push_back(record);
+    DYNSPEC_RETURN_IF_ERROR(store_->Commit(batch).WithContext("storing the ranking decision"));
+
+    RankResult result;
+    result.event_id = id;
+    result.expires_unix_ms = record.expires_unix_ms;
+    for (size_t p = 0; p < record.chosen.size(); ++p) {
+      const uint32_t c = record.chosen[p];
+      result.slate.push_back({record.candidates[c], record.scores[c], record.probabilities[c],
+                              record.propensities[p], record.versions[c]});
+    }
+    auto pending = std::make_shared<PendingDecision>();
+    pending->record = std::move(record);
+    {
+      std::lock_guard map_lock(decisions_mu_);
+      decisions_[id] = std::move(pending);
+    }
+    rank_decisions_.fetch_add(1, std::memory_order_relaxed);
+    return result;
+  }
+
+  Result<size_t> ExpireDecisions(int64_t now_unix_ms) override {
+    std::vector<std::shared_ptr<PendingDecision>> expired;
+    {
+      std::lock_guard map_lock(decisions_mu_);
+      for (const auto& [id, d] : decisions_) {
+        // expires_unix_ms never changes after the decision is made, so reading it here
+        // without d->mu is safe.
+        if (d->record.expires_unix_ms <= now_unix_ms) expired.push_back(d);
+      }
+    }
+    size_t resolved = 0;
+    for (const auto& d : expired) {
+      std::shared_lock lock(catalog_mu_);
+      std::lock_guard decision_lock(d->mu);
+      for (size_t p = 0; p < d->record.chosen.size() && !d->resolved; ++p) {
+        if (d->record.answered[p] != kPositionPending) continue;
+        DYNSPEC_RETURN_IF_ERROR(ResolvePosition(*d, p, kPositionExpired, nullptr).status());
+        expired_positions_.fetch_add(1, std::memory_order_relaxed);
+      }
+      if (d->resolved) ++resolved;
+    }
+    return resolved;
   }
 
   // ---- reward, clusters, inspection ---------------------------------------------------
@@ -852,6 +947,17 @@ class EngineImpl final : public Engine {
     s.clusters = clusters_.size();
     s.feedback_events = feedback_events_.load();
     s.predictions = predictions_.load();
+    s.rank_decisions = rank_decisions_.load();
+    s.recent_loss.assign(layout_.heads.size(), 0.0);
+    {
+      std::lock_guard loss_lock(loss_mu_);
+      for (const auto& [head, cell] : recent_loss_) s.recent_loss[head] = cell.first;
+    }
+    s.expired_positions = expired_positions_.load();
+    {
+      std::lock_guard map_lock(decisions_mu_);
+      s.pending_decisions = decisions_.size();
+    }
     return s;
   }
 
@@ -890,6 +996,220 @@ class EngineImpl final : public Engine {
     bool held_ = false;
     bool committed_ = false;
   };
+
+  // Head index and learning target of every response; InvalidArgument naming the first
+  // unknown head or bad value.
+  Result<std::vector<std::pair<size_t, double>>> ParseResponses(const Responses& responses) const {
+    if (responses.empty()) return Status::InvalidArgument("responses is empty");
+    std::vector<std::pair<size_t, double>> targets;
+    for (const auto& [name, value] : responses) {
+      auto hit = head_index_.find(name);
+      if (hit == head_index_.end()) {
+        return Status::InvalidArgument("responses names unknown head '" + name + "'");
+      }
+      DYNSPEC_ASSIGN_OR_RETURN(double target, HeadTarget(layout_.heads[hit->second], value));
+      targets.emplace_back(hit->second, target);
+    }
+    return targets;
+  }
+
+  // One supervised update of `item` (and its cluster model) from one event, committed
+  // together with `extra` in one store batch, then written back. Requires the shared
+  // catalog lock; takes the item's and the cluster model's locks.
+  Result<FeedbackResult> Learn(ItemState& item, const FeatureVector& x,
+                               const std::vector<std::pair<size_t, double>>& targets,
+                               const Responses& responses, StoreBatch extra) {
+    ClusterState& cluster = *clusters_.at(providers_.at(item.provider).cluster);
+    if (ShouldShadowEvaluate()) {
+      DYNSPEC_RETURN_IF_ERROR(ShadowEvaluate(item, cluster, x, targets));
+    }
+
+    // A brand-new item's own model starts as the parameter blend of its neighbours and the
+    // cluster model, so it is never cold. Computed before taking the item lock (it reads
+    // other items' models under their own locks).
+    bool needs_init;
+    {
+      std::lock_guard item_lock(item.mu);
+      needs_init = !IsInitialized(layout_, item.model);
+    }
+    ModelState init;
+    if (needs_init) DYNSPEC_RETURN_IF_ERROR(BlendInitialModel(cluster, item, &init));
+
+    FeedbackResult result;
+    result.reward = CurrentReward()->Observed(responses);
+    std::lock_guard item_lock(item.mu);
+    std::lock_guard model_lock(cluster.model_mu);
+    ModelState model = IsInitialized(layout_, item.model) ? item.model : std::move(init);
+    if (!IsInitialized(layout_, model)) InitModel(layout_, options_.learn.adagrad_epsilon, &model);
+    ModelState cluster_model = cluster.model;
+    if (!IsInitialized(layout_, cluster_model)) {
+      InitModel(layout_, options_.learn.adagrad_epsilon, &cluster_model);
+    }
+    std::vector<std::pair<size_t, double>> losses;
+    for (const auto& [head, target] : targets) {
+      losses.emplace_back(head, SupervisedStep(options_.learn, layout_, head, target, x, &model));
+      SupervisedStep(options_.learn, layout_, head, target, x, &cluster_model);
+    }
+    model.evidence += 1;
+    cluster_model.evidence += 1;
+
+    ItemRecord record = RecordOf(item);
+    record.model = model;
+    record.served = true;
+    record.version = item.version + 1;
+    StoreBatch batch = std::move(extra);
+    batch.put_items.push_back(record);
+    batch.put_clusters.push_back({cluster.id, cluster_model});
+    DYNSPEC_RETURN_IF_ERROR(store_->Commit(batch).WithContext("storing feedback"));
+
+    // Write back: the item's model, and on first feedback the item joins its partition so
+    // it serves as a neighbour for later items.
+    item.model = std::move(model);
+    item.version = record.version;
+    cluster.model = std::move(cluster_model);
+    if (!item.served) {
+      Status st = cluster.partition->Add(item.label, item.embedding);
+      if (!st.ok() && st.code() != StatusCode::kAlreadyExists) {
+        return st.WithContext("adding the item to its partition after a committed write");
+      }
+      item.served = true;
+      result.item_joined_partition = true;
+    }
+    result.item_version = item.version;
+    feedback_events_.fetch_add(1, std::memory_order_relaxed);
+    {
+      std::lock_guard loss_lock(loss_mu_);
+      for (const auto& [head, loss] : losses) {
+        auto& [mean, n] = recent_loss_[head];
+        n += 1;
+        // The first observations average plainly, then the window stays at 1000.
+        mean += (loss - mean) / std::min(n, 1000.0);
+      }
+    }
+    return result;
+  }
+
+  std::shared_ptr<PendingDecision> FindDecision(const EventId& id) const {
+    std::lock_guard map_lock(decisions_mu_);
+    auto it = decisions_.find(id);
+    return it == decisions_.end() ? nullptr : it->second;
+  }
+
+  Result<FeedbackResult> FeedbackOnDecision(PendingDecision& d, const FeedbackEvent& event) {
+    if (!event.context.dense.empty() || !event.context.sparse.empty()) {
+      return Status::InvalidArgument(
+          "context must be empty with the event id of a ranking "
+          "decision: the context it was ranked in is used");
+    }
+    if (!event.item_id.empty()) {
+      DYNSPEC_RETURN_IF_ERROR(CheckId(event.item_id, "item_id", options_.limits.max_id_bytes));
+    }
+    DYNSPEC_RETURN_IF_ERROR(ParseResponses(event.responses).status());
+    std::shared_lock lock(catalog_mu_);
+    std::lock_guard decision_lock(d.mu);
+    const DecisionRecord& r = d.record;
+    if (d.resolved) return Status::AlreadyExists("event '" + r.id + "' was already resolved");
+    size_t position = 0;
+    if (!event.item_id.empty()) {
+      position = r.chosen.size();
+      for (size_t p = 0; p < r.chosen.size(); ++p) {
+        if (r.candidates[r.chosen[p]] == event.item_id) position = p;
+      }
+      if (position == r.chosen.size()) {
+        return Status::InvalidArgument("item '" + event.item_id + "' was not served in event '" +
+                                       r.id + "'");
+      }
+    }
+    if (r.answered[position] != kPositionPending) {
+      return Status::AlreadyExists(
+          "event '" + r.id + "' already has feedback for item '" +
+          r.candidates[r.chosen[position]] + "'" +
+          (r.answered[position] == kPositionExpired ? " (it expired)" : ""));
+    }
+    return ResolvePosition(d, position, kPositionAnswered, &event.responses);
+  }
+
+  // Closes one slate position of a pending decision: learns from `responses` (feedback) or,
+  // for an expired position with rank.learn_from_expired, from "no response" on every
+  // binary head, and commits the item's update together with the decision's new state (the
+  // decision is deleted and its id marked seen when this was its last open position). An
+  // item removed since the ranking learns nothing. Requires the shared catalog lock and d.mu.
+  Result<FeedbackResult> ResolvePosition(PendingDecision& d, size_t position, uint8_t how,
+                                         const Responses* responses) {
+    DecisionRecord next = d.record;
+    const ItemId& item_id = next.candidates[next.chosen[position]];
+    Responses implied;
+    if (responses == nullptr && options_.rank.learn_from_expired) {
+      for (const auto& h : layout_.heads) {
+        if (h.kind == HeadKind::kBinary) implied[h.name] = 0;
+      }
+      if (!implied.empty()) responses = &implied;
+    }
+    next.answered[position] = how;
+    next.rewards[position] = how == kPositionExpired ? options_.rank.expired_reward
+                                                     : CurrentReward()->Observed(*responses);
+    const bool last = std::none_of(next.answered.begin(), next.answered.end(),
+                                   [](uint8_t a) { return a == kPositionPending; });
+    StoreBatch extra;
+    if (last) {
+      extra.delete_decisions.push_back(next.id);
+      extra.seen_events.push_back(next.id);
+    } else {
+      extra.put_decisions.push_back(next);
+    }
+    FeedbackResult result;
+    auto it = items_.find(item_id);
+    if (responses != nullptr && it != items_.end()) {
+      DYNSPEC_ASSIGN_OR_RETURN(auto targets, ParseResponses(*responses));
+      DYNSPEC_ASSIGN_OR_RETURN(FeatureVector x, encoder_.Encode(next.context));
+      DYNSPEC_ASSIGN_OR_RETURN(result,
+                               Learn(*it->second, x, targets, *responses, std::move(extra)));
+    } else {
+      DYNSPEC_RETURN_IF_ERROR(store_->Commit(extra).WithContext("resolving the decision"));
+    }
+    result.reward = next.rewards[position];
+    d.record = std::move(next);
+    if (last) {
+      d.resolved = true;
+      {
+        std::lock_guard map_lock(decisions_mu_);
+        decisions_.erase(d.record.id);
+      }
+      {
+        std::lock_guard events_lock(events_mu_);
+        events_.insert(d.record.id);
+      }
+      AppendDecisionLog(d.record);
+    }
+    return result;
+  }
+
+  // Best effort: the log is for analysis, the store is the record. A failure is reported
+  // on stderr once per engine and does not fail the feedback that resolved the decision.
+  void AppendDecisionLog(const DecisionRecord& record) {
+    if (options_.rank.decision_log.empty()) return;
+    const std::string line = DecisionToJsonLine(record) + "\n";
+    std::lock_guard log_lock(log_mu_);
+    std::ofstream out(options_.rank.decision_log, std::ios::app | std::ios::binary);
+    out << line;
+    out.flush();
+    if (!out && !log_failed_) {
+      log_failed_ = true;
+      std::fprintf(stderr, "dynspec: cannot append to the decision log '%s'\n",
+                   options_.rank.decision_log.c_str());
+    }
+  }
+
+  // Unique across processes in practice: the time in ms, a per-process random value and a
+  // counter.
+  EventId NewEventId() {
+    const uint64_t n = event_counter_.fetch_add(1, std::memory_order_relaxed);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "r-%llx-%llx-%llx", static_cast<unsigned long long>(NowUnixMs()),
+                  static_cast<unsigned long long>(process_tag_ & 0xFFFFFFFF),
+                  static_cast<unsigned long long>(n));
+    return buf;
+  }
 
   Result<std::vector<float>> EmbedContent(const ItemContent& content,
                                           const std::string& field) const {
@@ -1169,6 +1489,20 @@ class EngineImpl final : public Engine {
   mutable std::mutex reward_mu_;
   std::shared_ptr<const RewardFunction> reward_;
 
+  // Ranking decisions awaiting feedback (see PendingDecision).
+  mutable std::mutex decisions_mu_;
+  std::unordered_map<EventId, std::shared_ptr<PendingDecision>> decisions_;
+  std::mutex rng_mu_;
+  std::mt19937_64 rng_{options_.rank.seed};  // guarded by rng_mu_
+  std::mutex log_mu_;
+  bool log_failed_ = false;  // guarded by log_mu_
+  std::atomic<uint64_t> event_counter_{0};
+  const uint64_t process_tag_ = std::random_device{}() ^ Mix64(uint64_t(NowUnixMs()));
+  std::atomic<uint64_t> rank_decisions_{0};
+  mutable std::mutex loss_mu_;                               // leaf
+  std::map<size_t, std::pair<double, double>> recent_loss_;  // head -> (mean, count)
+  std::atomic<uint64_t> expired_positions_{0};
+
   // Shadow evaluation and re-clustering. perf_mu_ is a leaf lock; recluster_mu_ serializes
   // runs and is taken before the catalog lock.
   mutable std::mutex perf_mu_;
@@ -1181,6 +1515,7 @@ class EngineImpl final : public Engine {
   std::condition_variable scheduler_cv_;
   bool shutting_down_ = false;  // guarded by scheduler_mu_
   std::thread scheduler_;
+  std::thread expiry_thread_;
 
   std::atomic<uint64_t> feedback_events_{0};
   mutable std::atomic<uint64_t> predictions_{0};
@@ -1201,6 +1536,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options,
                                              std::move(reward));
   DYNSPEC_RETURN_IF_ERROR(engine->Load());
   engine->StartScheduler();
+  engine->StartExpirySweep();
   return std::unique_ptr<Engine>(std::move(engine));
 }
 

@@ -19,6 +19,8 @@ class MemoryStore final : public Store {
     for (ClusterId id : batch.delete_clusters) clusters_.erase(id);
     for (const auto& c : batch.put_clusters) clusters_[c.id] = c;
     events_.insert(batch.seen_events.begin(), batch.seen_events.end());
+    for (const auto& id : batch.delete_decisions) decisions_.erase(id);
+    for (const auto& d : batch.put_decisions) decisions_[d.id] = d;
     for (const auto& [k, v] : batch.put_meta) meta_[k] = v;
     return Status::Ok();
   }
@@ -34,6 +36,7 @@ class MemoryStore final : public Store {
     for (const auto& [id, p] : providers_) out->put_providers.push_back(p);
     for (const auto& [id, c] : clusters_) out->put_clusters.push_back(c);
     out->seen_events.assign(events_.begin(), events_.end());
+    for (const auto& [id, d] : decisions_) out->put_decisions.push_back(d);
     out->put_meta = meta_;
     return Status::Ok();
   }
@@ -44,6 +47,7 @@ class MemoryStore final : public Store {
   std::map<ProviderId, ProviderRecord> providers_;
   std::map<ClusterId, ClusterRecord> clusters_;
   std::set<EventId> events_;
+  std::map<EventId, DecisionRecord> decisions_;
   std::map<std::string, std::string> meta_;
 };
 

@@ -206,6 +206,7 @@ std::string ClusterKey(ClusterId id) {
 }
 std::string EventKey(std::string_view id) { return std::string(kEventPrefix).append(id); }
 std::string MetaKey(std::string_view name) { return std::string(kMetaPrefix).append(name); }
+std::string DecisionKey(std::string_view id) { return std::string(kDecisionPrefix).append(id); }
 
 std::string PrintableKey(std::string_view key) {
   static const char kHex[] = "0123456789abcdef";
@@ -347,6 +348,108 @@ Status DecodeEvent(std::string_view key, std::string_view value) {
   std::string_view payload;
   DYNSPEC_RETURN_IF_ERROR(Unseal(key, value, &payload));
   return Reader(key, payload).Finish();
+}
+
+std::string EncodeDecision(const DecisionRecord& r) {
+  std::string p;
+  PutString(&p, r.id);
+  PutF64(&p, static_cast<double>(r.created_unix_ms));
+  PutF64(&p, static_cast<double>(r.expires_unix_ms));
+  PutF32s(&p, r.context.dense);
+  PutVarint(&p, r.context.sparse.size());
+  for (const auto& [name, value] : r.context.sparse) {
+    PutString(&p, name);
+    uint32_t bits;
+    std::memcpy(&bits, &value, sizeof bits);
+    PutFixed32(&p, bits);
+  }
+  PutVarint(&p, r.candidates.size());
+  for (const auto& c : r.candidates) PutString(&p, c);
+  PutF64s(&p, r.scores);
+  PutF64s(&p, r.probabilities);
+  PutVarint(&p, r.versions.size());
+  for (uint64_t v : r.versions) PutVarint(&p, v);
+  PutVarint(&p, r.chosen.size());
+  for (uint32_t c : r.chosen) PutVarint(&p, c);
+  PutF64s(&p, r.propensities);
+  PutString(&p,
+            std::string_view(reinterpret_cast<const char*>(r.answered.data()), r.answered.size()));
+  PutF64s(&p, r.rewards);
+  PutVarint(&p, r.blends.size());
+  for (const auto& blend : r.blends) {
+    PutVarint(&p, blend.size());
+    for (const auto& [id, weight] : blend) {
+      PutString(&p, id);
+      PutF64(&p, weight);
+    }
+  }
+  return Seal(p);
+}
+
+Status DecodeDecision(std::string_view key, std::string_view value, DecisionRecord* out) {
+  std::string_view payload;
+  DYNSPEC_RETURN_IF_ERROR(Unseal(key, value, &payload));
+  Reader rd(key, payload);
+  DecisionRecord r;
+  double created = 0, expires = 0;
+  std::string answered;
+  // Counts are checked against the bytes left before anything is reserved, so a damaged
+  // count cannot make the decoder allocate without bound.
+  auto count = [&](uint64_t* n) {
+    return rd.Varint(n) && (*n <= payload.size() ||
+                            rd.Fail("count " + std::to_string(*n) + " overruns the record"));
+  };
+  uint64_t n = 0;
+  bool ok = rd.String(&r.id) && rd.F64(&created) && rd.F64(&expires) && rd.F32s(&r.context.dense) &&
+            count(&n);
+  for (uint64_t i = 0; ok && i < n; ++i) {
+    std::string name;
+    uint32_t bits = 0;
+    ok = rd.String(&name) && rd.Fixed32(&bits);
+    float v;
+    std::memcpy(&v, &bits, sizeof v);
+    r.context.sparse.emplace_back(std::move(name), v);
+  }
+  ok = ok && count(&n);
+  for (uint64_t i = 0; ok && i < n; ++i) ok = rd.String(&r.candidates.emplace_back());
+  ok = ok && rd.F64s(&r.scores) && rd.F64s(&r.probabilities) && count(&n);
+  for (uint64_t i = 0; ok && i < n; ++i) ok = rd.Varint(&r.versions.emplace_back());
+  ok = ok && count(&n);
+  for (uint64_t i = 0; ok && i < n; ++i) {
+    uint64_t c = 0;
+    ok = rd.Varint(&c);
+    if (ok && c >= r.candidates.size())
+      ok = rd.Fail("chosen index " + std::to_string(c) + " is not a candidate");
+    r.chosen.push_back(static_cast<uint32_t>(c));
+  }
+  ok = ok && rd.F64s(&r.propensities) && rd.String(&answered) && rd.F64s(&r.rewards) && count(&n);
+  for (uint64_t i = 0; ok && i < n; ++i) {
+    uint64_t m = 0;
+    ok = count(&m);
+    auto& blend = r.blends.emplace_back();
+    for (uint64_t j = 0; ok && j < m; ++j) {
+      std::string id;
+      double w = 0;
+      ok = rd.String(&id) && rd.F64(&w);
+      blend.emplace_back(std::move(id), w);
+    }
+  }
+  if (ok) {
+    const size_t nc = r.candidates.size(), ns = r.chosen.size();
+    if (r.scores.size() != nc || r.probabilities.size() != nc || r.versions.size() != nc) {
+      rd.Fail("per-candidate arrays disagree in length");
+    } else if (r.propensities.size() != ns || answered.size() != ns || r.rewards.size() != ns ||
+               r.blends.size() != ns) {
+      rd.Fail("per-position arrays disagree in length");
+    }
+  }
+  DYNSPEC_RETURN_IF_ERROR(rd.Finish());
+  r.created_unix_ms = static_cast<int64_t>(created);
+  r.expires_unix_ms = static_cast<int64_t>(expires);
+  r.answered.assign(answered.begin(), answered.end());
+  if (key.substr(kDecisionPrefix.size()) != r.id) return IdMismatch(key, r.id);
+  *out = std::move(r);
+  return Status::Ok();
 }
 
 Status DecodeMeta(std::string_view key, std::string_view value, std::string* out) {
@@ -499,6 +602,14 @@ class RocksStore final : public Store {
                                           marker + ", this build reads up to " +
                                           std::to_string(sf::kStoreFormatVersion));
       }
+      if (version < sf::kStoreFormatVersion) {
+        // Version 1 lacks only the decision records (d/), so it is upgraded in place; the
+        // marker moves first so that an older build refuses the directory from then on.
+        rocksdb::WriteOptions wo;
+        wo.sync = true;
+        s = db_->Put(wo, ToSlice(sf::kMarkerKey), std::to_string(sf::kStoreFormatVersion));
+        if (!s.ok()) return FromRocks(s, "upgrading the format marker of '" + dir_ + "'");
+      }
     }
 
     if (options_.sync_every_ms > 0) sync_thread_ = std::thread([this] { SyncLoop(); });
@@ -549,6 +660,8 @@ class RocksStore final : public Store {
     const std::string event_value = sf::EncodeEvent();
     for (const auto& e : batch.seen_events) wb.Put(sf::EventKey(e), event_value);
     for (const auto& [k, v] : batch.put_meta) wb.Put(sf::MetaKey(k), sf::EncodeMeta(v));
+    for (const auto& id : batch.delete_decisions) wb.Delete(sf::DecisionKey(id));
+    for (const auto& d : batch.put_decisions) wb.Put(sf::DecisionKey(d.id), sf::EncodeDecision(d));
     if (wb.Count() == 0) return Status::Ok();
     rocksdb::WriteOptions wo;
     wo.sync = options_.sync_every_ms == 0;
@@ -580,6 +693,8 @@ class RocksStore final : public Store {
       } else if (key.starts_with(sf::kEventPrefix)) {
         st = sf::DecodeEvent(key, value);
         if (st.ok()) all.seen_events.emplace_back(key.substr(sf::kEventPrefix.size()));
+      } else if (key.starts_with(sf::kDecisionPrefix)) {
+        st = sf::DecodeDecision(key, value, &all.put_decisions.emplace_back());
       } else if (key.starts_with(sf::kMetaPrefix)) {
         std::string v;
         st = sf::DecodeMeta(key, value, &v);

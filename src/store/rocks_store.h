@@ -9,8 +9,9 @@
 //   p/<provider id>              ProviderRecord
 //   c/<cluster id, 4 bytes BE>   ClusterRecord (big-endian so clusters iterate in id order)
 //   e/<event id>                 a seen feedback event id (empty payload)
+//   d/<event id>                 DecisionRecord: a ranking decision awaiting feedback
 //   m/<name>                     engine metadata (StoreBatch::put_meta), value = raw bytes
-//   s/format_version             the store's own format marker: ASCII decimal, "1" today;
+//   s/format_version             the store's own format marker: ASCII decimal, "2" today;
 //                                reserved for the store, never written by a StoreBatch
 //
 // Ids are stored as given (any bytes); the prefixes keep kinds apart since every key starts
@@ -38,6 +39,12 @@
 //                   f32s embedding, model
 //   ProviderRecord  string id, varint cluster
 //   ClusterRecord   varint id, model
+//   DecisionRecord  string id, f64 created, f64 expires (unix ms), f32s dense context,
+//                   varint n + n * (string name, f32 value) sparse context, varint n +
+//                   n * string candidates, f64s scores, f64s probabilities, varint n +
+//                   n * varint versions, varint n + n * varint chosen, f64s propensities,
+//                   string answered (one byte per position), f64s rewards, varint n + n *
+//                   (varint m + m * (string item id, f64 weight)) blends
 //
 // A payload must be consumed exactly; ids inside a record must equal the id in its key.
 #pragma once
@@ -52,7 +59,8 @@
 namespace dynspec::store_format {
 
 // The layout of the whole directory (key set, prefixes, marker). Stored under kMarkerKey.
-inline constexpr int kStoreFormatVersion = 1;
+// Version 2 added the decision records (d/); a version-1 directory is upgraded on open.
+inline constexpr int kStoreFormatVersion = 2;
 // The layout of one value's payload. Stored in the first byte of every value.
 inline constexpr uint8_t kRecordFormatVersion = 1;
 
@@ -61,6 +69,7 @@ inline constexpr std::string_view kProviderPrefix = "p/";
 inline constexpr std::string_view kClusterPrefix = "c/";
 inline constexpr std::string_view kEventPrefix = "e/";
 inline constexpr std::string_view kMetaPrefix = "m/";
+inline constexpr std::string_view kDecisionPrefix = "d/";
 inline constexpr std::string_view kMarkerKey = "s/format_version";
 
 std::string ItemKey(std::string_view id);
@@ -68,6 +77,7 @@ std::string ProviderKey(std::string_view id);
 std::string ClusterKey(ClusterId id);
 std::string EventKey(std::string_view id);
 std::string MetaKey(std::string_view name);
+std::string DecisionKey(std::string_view id);
 
 // A key as it appears in error messages: printable ASCII kept, other bytes as \xNN.
 std::string PrintableKey(std::string_view key);
@@ -83,6 +93,7 @@ std::string EncodeProvider(const ProviderRecord& r);
 std::string EncodeCluster(const ClusterRecord& r);
 std::string EncodeEvent();
 std::string EncodeMeta(std::string_view value);
+std::string EncodeDecision(const DecisionRecord& r);
 
 // Each checks the envelope and the payload of a value stored under `key` (the full key,
 // prefix included) and fills `out`; Corruption or FailedPrecondition naming the key
@@ -92,5 +103,8 @@ Status DecodeProvider(std::string_view key, std::string_view value, ProviderReco
 Status DecodeCluster(std::string_view key, std::string_view value, ClusterRecord* out);
 Status DecodeEvent(std::string_view key, std::string_view value);
 Status DecodeMeta(std::string_view key, std::string_view value, std::string* out);
+// Also checks that the per-candidate and per-position arrays agree in length and that every
+// chosen index names a candidate.
+Status DecodeDecision(std::string_view key, std::string_view value, DecisionRecord* out);
 
 }  // namespace dynspec::store_format
