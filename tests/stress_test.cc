@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -130,6 +131,98 @@ TEST(Stress, ConcurrentIngestPredictFeedbackAndMoves) {
   uint64_t served = 0;
   for (const auto& c : engine.ListClusters()) served += c.served_item_count;
   EXPECT_EQ(served, s.served_items);
+}
+
+// Ranking under concurrency: rank, answer the slates by event id (several threads may answer
+// positions of the same decision at once), expire the rest, and remove candidates while
+// their decisions are pending. Every decision must end resolved exactly once.
+TEST(Stress, ConcurrentRankFeedbackAndExpiry) {
+  EngineOptions o;
+  o.embed.dim = 32;
+  o.blend.k = 8;
+  o.rank.expiry_check_ms = 0;
+  o.recluster.period_seconds = 0;
+  auto opened = Engine::Open(o);
+  ASSERT_TRUE(opened.ok());
+  Engine& engine = **opened;
+  constexpr int kItems = 60;
+  for (int i = 0; i < kItems; ++i) {
+    ASSERT_TRUE(
+        engine
+            .Ingest(
+                {"item" + std::to_string(i), "prov" + std::to_string(i % 4), {TopicText(i % 4, i)}})
+            .ok());
+  }
+  std::mutex mu;
+  std::vector<RankResult> ranked;  // guarded by mu
+  std::atomic<bool> ranking_done{false};
+  std::atomic<int> unexpected{0}, answered{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(100 + t);
+      for (int i = 0; i < 300; ++i) {
+        RankRequest req;
+        for (int c = 0; c < 5; ++c) {
+          const std::string id = "item" + std::to_string((rng() % 10) * 6 + c);
+          req.candidates.push_back(id);
+        }
+        req.slate_size = 2;
+        auto r = engine.Rank(req);
+        if (!r.ok()) {
+          // A candidate may have been removed by the remover thread.
+          if (r.status().code() != StatusCode::kNotFound) unexpected++;
+          continue;
+        }
+        std::lock_guard lock(mu);
+        ranked.push_back(*r);
+      }
+    });
+  }
+  for (int t = 0; t < 2; ++t) {  // answer positions of random decisions, sometimes twice
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(200 + t);
+      while (!ranking_done.load()) {
+        RankResult r;
+        {
+          std::lock_guard lock(mu);
+          if (ranked.empty()) continue;
+          r = ranked[rng() % ranked.size()];
+        }
+        const auto& pick = r.slate[rng() % r.slate.size()];
+        auto fb = engine.Feedback({r.event_id, pick.item_id, {}, {{"click", double(rng() % 2)}}});
+        if (fb.ok()) {
+          answered++;
+        } else if (fb.status().code() != StatusCode::kAlreadyExists &&
+                   fb.status().code() != StatusCode::kNotFound) {
+          unexpected++;
+        }
+      }
+    });
+  }
+  threads.emplace_back([&] {  // expiry sweeps with a clock far in the future, now and then
+    while (!ranking_done.load()) {
+      if (!engine.ExpireDecisions(0).ok()) unexpected++;
+      std::this_thread::yield();
+    }
+  });
+  threads.emplace_back([&] {  // removes a few candidates while decisions are pending
+    for (int i = 0; i < 3; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      if (!engine.Remove("item" + std::to_string(i * 6)).ok()) unexpected++;
+    }
+  });
+  threads[0].join();
+  threads[1].join();
+  ranking_done = true;
+  for (size_t t = 2; t < threads.size(); ++t) threads[t].join();
+  auto swept = engine.ExpireDecisions(INT64_MAX);
+  ASSERT_TRUE(swept.ok()) << swept.status().ToString();
+  EXPECT_EQ(unexpected.load(), 0);
+  const EngineStats s = engine.Stats();
+  EXPECT_EQ(s.pending_decisions, 0u);
+  // Every served position was closed exactly once: by feedback or by expiry.
+  EXPECT_EQ(uint64_t(answered.load()) + s.expired_positions, 2 * ranked.size());
 }
 
 }  // namespace
