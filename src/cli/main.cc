@@ -13,6 +13,7 @@
 #include "config/options_table.h"
 #include "dynspec/embedder.h"
 #include "dynspec/engine.h"
+#include "embed/clip_tokenizer.h"
 #include "eval/amazon.h"
 #include "eval/events.h"
 #include "eval/replay.h"
@@ -421,6 +422,20 @@ int main(int argc, char** argv) {
   AddDataDirFlags(backup_cmd, &backup_flags);
   backup_cmd->add_option("--to", backup_to, "new directory for the copy")->required();
 
+  std::string tokenize_text, tokenize_vocab = dynspec::kClipVocabDefaultPath;
+  int tokenize_length = 77;
+  bool tokenize_no_truncate = false;
+  CLI::App* tokenize_cmd =
+      app.add_subcommand("tokenize", "Print the CLIP BPE token ids of a text (docs/embedding.md)");
+  tokenize_cmd->add_option("text", tokenize_text, "text to tokenize")->required();
+  tokenize_cmd->add_option("--vocab", tokenize_vocab, "CLIP BPE merges (.txt.gz)")
+      ->capture_default_str();
+  tokenize_cmd->add_option("--context-length", tokenize_length, "tokens per sequence")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 1 << 20));
+  tokenize_cmd->add_flag("--no-truncate", tokenize_no_truncate,
+                         "fail instead of truncating a text longer than the context");
+
   ServeFlags serve;
   CLI::App* serve_cmd = app.add_subcommand(
       "serve", "Serve the JSON API (docs/api.md) over a data directory until SIGTERM/SIGINT");
@@ -457,6 +472,13 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (serve_cmd->parsed()) return Serve(serve_cmd, serve);
+  if (tokenize_cmd->parsed()) {
+    auto out = dynspec::DescribeClipTokens(tokenize_vocab, tokenize_text, tokenize_length,
+                                           !tokenize_no_truncate);
+    if (!out.ok()) return Fail(out.status());
+    std::cout << *out;
+    return 0;
+  }
 
   if (replay_cmd->parsed()) return RunReplayCommand(replay_cmd, replay);
   if (convert_cmd->parsed()) {

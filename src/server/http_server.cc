@@ -35,6 +35,9 @@ class HttpServerImpl final : public HttpServer {
     server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     server_.set_payload_max_length(options_.limits.max_body_bytes);
     server_.set_read_timeout(options_.read_timeout_seconds, 0);
+    // Without TCP_NODELAY, Nagle's algorithm and the client's delayed ACK hold every small
+    // response back by about 40 ms on Linux (measured with bench_http).
+    server_.set_tcp_nodelay(true);
     server_.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
       // Requests that never reached a route: unknown paths (404), bodies over the limit
       // (413), and the like.
