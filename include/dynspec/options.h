@@ -139,6 +139,22 @@ struct RankOptions {
   uint64_t seed = 7;  // the slate sampler's random stream
 };
 
+// PPO-clip fine-tuning of the item models from ranking rewards (src/learn/ppo_blend.h,
+// docs/learning.md). Each resolved ranking decision (its first slate position) joins a
+// buffer; a full buffer runs `epochs` passes of mini-batches over it, and the gradients flow
+// into the blended models of every candidate. The policy is the ranking softmax of
+// RankOptions (temperature, epsilon). Coexists with the supervised learner, which always
+// learns from the feedback itself. Defaults after Stable Baselines3.
+struct PpoTuneOptions {
+  bool enabled = false;
+  double clip = 0.2;
+  int epochs = 10;
+  size_t batch_size = 64;
+  double learning_rate = 3e-4;
+  double entropy_coef = 0.0;
+  size_t buffer_events = 256;  // resolved decisions per update
+};
+
 struct LimitOptions {
   size_t max_id_bytes = 256;
   size_t max_text_bytes = 1 << 20;
@@ -156,6 +172,7 @@ struct EngineOptions {
   ClusterOptions cluster;
   ReclusterOptions recluster;
   RankOptions rank;
+  PpoTuneOptions ppo;
   LimitOptions limits;
   // Directory of partition snapshots (cluster-<id>.part, see src/index/partition.h); empty:
   // none. When set, Engine::Open loads each cluster's snapshot instead of rebuilding its

@@ -199,6 +199,9 @@ struct EngineStats {
   // before learning from it (progressive validation), as an exponential moving average over
   // about the last 1000 observations of that head; 0 before the first.
   std::vector<double> recent_loss;
+  uint64_t ppo_updates = 0;           // PPO-clip updates run (this process)
+  double ppo_last_clip_fraction = 0;  // of the latest update
+  double ppo_last_loss_before = 0, ppo_last_loss_after = 0;
 };
 
 }  // namespace dynspec

@@ -101,6 +101,17 @@ Status ValidateOptions(const EngineOptions& o) {
   if (k.pending_ttl_ms < 1) return Bad("rank.pending_ttl_ms", "must be >= 1");
   if (!std::isfinite(k.expired_reward)) return Bad("rank.expired_reward", "must be finite");
   if (k.expiry_check_ms < 0) return Bad("rank.expiry_check_ms", "must be >= 0");
+  const PpoTuneOptions& ppo = o.ppo;
+  if (!(ppo.clip > 0 && std::isfinite(ppo.clip))) return Bad("ppo.clip", "must be finite and > 0");
+  if (ppo.epochs < 1 || ppo.epochs > 1000) return Bad("ppo.epochs", "must be in [1, 1000]");
+  if (ppo.batch_size < 1) return Bad("ppo.batch_size", "must be >= 1");
+  if (!(ppo.learning_rate > 0 && std::isfinite(ppo.learning_rate))) {
+    return Bad("ppo.learning_rate", "must be finite and > 0");
+  }
+  if (!(ppo.entropy_coef >= 0 && std::isfinite(ppo.entropy_coef))) {
+    return Bad("ppo.entropy_coef", "must be finite and >= 0");
+  }
+  if (ppo.buffer_events < 1) return Bad("ppo.buffer_events", "must be >= 1");
   if (o.limits.max_id_bytes < 1 || o.limits.max_text_bytes < 1 || o.limits.max_batch_items < 1) {
     return Bad("limits", "must all be >= 1");
   }

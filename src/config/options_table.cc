@@ -113,6 +113,12 @@ std::vector<OptionEntry> BuildTable() {
       DYNSPEC_NUMBER_OPTION(rank.expiry_check_ms,
                             "period of the expiry sweep in ms (0 = only on demand)"),
       DYNSPEC_NUMBER_OPTION(rank.seed, "seed of the slate sampler"),
+      DYNSPEC_NUMBER_OPTION(ppo.clip, "PPO clip range of the probability ratio"),
+      DYNSPEC_NUMBER_OPTION(ppo.epochs, "PPO passes over the buffer per update"),
+      DYNSPEC_NUMBER_OPTION(ppo.batch_size, "PPO mini-batch size"),
+      DYNSPEC_NUMBER_OPTION(ppo.learning_rate, "PPO Adam step size"),
+      DYNSPEC_NUMBER_OPTION(ppo.entropy_coef, "PPO entropy bonus weight"),
+      DYNSPEC_NUMBER_OPTION(ppo.buffer_events, "resolved ranking decisions per PPO update"),
       DYNSPEC_NUMBER_OPTION(limits.max_id_bytes, "longest accepted id"),
       DYNSPEC_NUMBER_OPTION(limits.max_text_bytes, "longest accepted content text"),
       DYNSPEC_NUMBER_OPTION(limits.max_sparse_features, "most sparse context features"),
@@ -183,6 +189,17 @@ std::vector<OptionEntry> BuildTable() {
                    o.rank.learn_from_expired = false;
                  else
                    return ParseError("rank.learn_from_expired", text, "true or false");
+                 return Status::Ok();
+               }});
+  t.push_back({"ppo.enabled", "true: fine-tune item models with PPO-clip from ranking rewards",
+               [](const EngineOptions& o) { return std::string(o.ppo.enabled ? "true" : "false"); },
+               [](EngineOptions& o, const std::string& text) {
+                 if (text == "true" || text == "1")
+                   o.ppo.enabled = true;
+                 else if (text == "false" || text == "0")
+                   o.ppo.enabled = false;
+                 else
+                   return ParseError("ppo.enabled", text, "true or false");
                  return Status::Ok();
                }});
   t.push_back({"rank.decision_log",

@@ -36,6 +36,7 @@
 #include "common/vector_math.h"
 #include "engine/decisions.h"
 #include "index/partition.h"
+#include "learn/ppo_blend.h"
 #include "learn/reward.h"
 #include "learn/supervised.h"
 #include "model/blend.h"
@@ -727,6 +728,7 @@ class EngineImpl final : public Engine {
       }
       if (d->resolved) ++resolved;
     }
+    MaybeTunePpo();
     return resolved;
   }
 
@@ -952,7 +954,11 @@ class EngineImpl final : public Engine {
     {
       std::lock_guard loss_lock(loss_mu_);
       for (const auto& [head, cell] : recent_loss_) s.recent_loss[head] = cell.first;
+      s.ppo_last_clip_fraction = ppo_last_.clip_fraction;
+      s.ppo_last_loss_before = ppo_last_.loss_before;
+      s.ppo_last_loss_after = ppo_last_.loss_after;
     }
+    s.ppo_updates = ppo_updates_.load();
     s.expired_positions = expired_positions_.load();
     {
       std::lock_guard map_lock(decisions_mu_);
@@ -1105,6 +1111,12 @@ class EngineImpl final : public Engine {
       DYNSPEC_RETURN_IF_ERROR(CheckId(event.item_id, "item_id", options_.limits.max_id_bytes));
     }
     DYNSPEC_RETURN_IF_ERROR(ParseResponses(event.responses).status());
+    auto result = FeedbackOnDecisionLocked(d, event);
+    MaybeTunePpo();
+    return result;
+  }
+
+  Result<FeedbackResult> FeedbackOnDecisionLocked(PendingDecision& d, const FeedbackEvent& event) {
     std::shared_lock lock(catalog_mu_);
     std::lock_guard decision_lock(d.mu);
     const DecisionRecord& r = d.record;
@@ -1180,8 +1192,137 @@ class EngineImpl final : public Engine {
         events_.insert(d.record.id);
       }
       AppendDecisionLog(d.record);
+      if (options_.ppo.enabled) {
+        std::lock_guard ppo_lock(ppo_mu_);
+        ppo_buffer_.push_back(d.record);
+      }
     }
     return result;
+  }
+
+  // Runs a PPO-clip update when the buffer of resolved decisions is full. Called without
+  // any engine lock held; one update at a time (a caller that finds one running goes on).
+  void MaybeTunePpo() {
+    if (!options_.ppo.enabled) return;
+    std::unique_lock run(ppo_run_mu_, std::try_to_lock);
+    if (!run.owns_lock()) return;
+    std::vector<DecisionRecord> batch;
+    {
+      std::lock_guard ppo_lock(ppo_mu_);
+      if (ppo_buffer_.size() < options_.ppo.buffer_events) return;
+      batch.swap(ppo_buffer_);
+    }
+    Status st = TunePpo(batch);
+    if (!st.ok()) {
+      std::fprintf(stderr, "dynspec: PPO update failed: %s\n", st.ToString().c_str());
+    }
+  }
+
+  // One PPO-clip update over resolved decisions (their first slate position): re-blends every
+  // candidate under the current models, optimizes the blended models' weights
+  // (BlendedPpoUpdate), and adds the resulting change to each model as it is now, so that
+  // supervised updates made meanwhile are kept. Each changed item is committed on its own.
+  Status TunePpo(const std::vector<DecisionRecord>& decisions) {
+    const auto reward = CurrentReward();
+    std::unordered_map<ItemId, size_t> model_index;
+    std::vector<ItemId> model_ids;
+    BlendedParams params;
+    std::vector<BlendedEvent> events;
+    for (const DecisionRecord& d : decisions) {
+      BlendedEvent e;
+      auto x = encoder_.Encode(d.context);
+      if (!x.ok() || d.chosen.empty()) continue;
+      e.x = std::move(x).value();
+      e.chosen = d.chosen[0];
+      e.logged_propensity = d.propensities[0];
+      e.reward = d.rewards[0];
+      e.baseline = d.scores[d.chosen[0]];
+      bool usable = true;
+      for (const ItemId& id : d.candidates) {
+        PredictRequest pr;
+        pr.item_id = id;
+        pr.context = d.context;
+        auto p = Predict(pr);
+        if (!p.ok()) {  // removed since the decision
+          usable = false;
+          break;
+        }
+        BlendedCandidate c;
+        c.fixed_outputs = p->heads;
+        for (const Contribution& k : p->contributions) {
+          if (k.source == Contribution::Source::kClusterPrior) continue;
+          auto [it, added] = model_index.emplace(k.item_id, params.size());
+          if (added) {
+            auto info = GetItem(k.item_id);
+            if (!info.ok() || info->model.weights.size() != layout_.size()) {
+              model_index.erase(it);
+              continue;
+            }
+            params.push_back(info->model.weights);
+            model_ids.push_back(k.item_id);
+          }
+          c.models.push_back(it->second);
+          c.weights.push_back(k.weight);
+        }
+        // What the tuned models contribute now; the rest of the blend stays fixed.
+        const size_t width = static_cast<size_t>(layout_.width);
+        for (size_t h = 0; h < layout_.heads.size(); ++h) {
+          for (size_t m = 0; m < c.models.size(); ++m) {
+            const auto& w = params[c.models[m]];
+            double z = 0;
+            for (size_t i = 0; i < e.x.size(); ++i) {
+              z += double(w[h * width + e.x.index[i]]) * e.x.value[i];
+            }
+            c.fixed_outputs[h] -= c.weights[m] * HeadOutput(layout_.heads[h].kind, z);
+          }
+        }
+        e.candidates.push_back(std::move(c));
+      }
+      if (usable) events.push_back(std::move(e));
+    }
+    if (events.empty()) return Status::Ok();
+    const BlendedParams before = params;
+    PpoOptions po;
+    po.clip = options_.ppo.clip;
+    po.epochs = options_.ppo.epochs;
+    po.batch_size = options_.ppo.batch_size;
+    po.learning_rate = options_.ppo.learning_rate;
+    po.entropy_coef = options_.ppo.entropy_coef;
+    po.temperature = options_.rank.temperature;
+    po.epsilon = options_.rank.epsilon;
+    DYNSPEC_ASSIGN_OR_RETURN(PpoStats stats,
+                             BlendedPpoUpdate(events, &params, layout_, *reward, po,
+                                              options_.rank.seed + ppo_updates_.load()));
+    std::shared_lock lock(catalog_mu_);
+    const float limit = static_cast<float>(options_.learn.max_abs_weight);
+    for (size_t m = 0; m < model_ids.size(); ++m) {
+      auto it = items_.find(model_ids[m]);
+      if (it == items_.end()) continue;
+      ItemState& item = *it->second;
+      std::lock_guard item_lock(item.mu);
+      if (item.model.weights.size() != params[m].size()) continue;
+      ItemRecord record = RecordOf(item);
+      bool changed = false;
+      for (size_t i = 0; i < params[m].size(); ++i) {
+        const float delta = params[m][i] - before[m][i];
+        if (delta == 0) continue;
+        record.model.weights[i] = std::clamp(record.model.weights[i] + delta, -limit, limit);
+        changed = true;
+      }
+      if (!changed) continue;
+      record.version = item.version + 1;
+      StoreBatch batch;
+      batch.put_items.push_back(record);
+      DYNSPEC_RETURN_IF_ERROR(store_->Commit(batch).WithContext("storing a PPO update"));
+      item.model = std::move(record.model);
+      item.version = record.version;
+    }
+    {
+      std::lock_guard loss_lock(loss_mu_);
+      ppo_last_ = stats;
+    }
+    ppo_updates_.fetch_add(1, std::memory_order_relaxed);
+    return Status::Ok();
   }
 
   // Best effort: the log is for analysis, the store is the record. A failure is reported
@@ -1499,6 +1640,13 @@ class EngineImpl final : public Engine {
   std::atomic<uint64_t> event_counter_{0};
   const uint64_t process_tag_ = std::random_device{}() ^ Mix64(uint64_t(NowUnixMs()));
   std::atomic<uint64_t> rank_decisions_{0};
+  // PPO fine-tuning: resolved decisions waiting for the next update (ppo_mu_ is a leaf);
+  // ppo_run_mu_ lets one update run at a time and is taken with no other lock held.
+  std::mutex ppo_mu_;
+  std::vector<DecisionRecord> ppo_buffer_;
+  std::mutex ppo_run_mu_;
+  std::atomic<uint64_t> ppo_updates_{0};
+  PpoStats ppo_last_;                                        // guarded by loss_mu_
   mutable std::mutex loss_mu_;                               // leaf
   std::map<size_t, std::pair<double, double>> recent_loss_;  // head -> (mean, count)
   std::atomic<uint64_t> expired_positions_{0};
