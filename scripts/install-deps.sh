@@ -11,4 +11,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libhnswlib-dev libeigen3-dev nlohmann-json3-dev libcli11-dev \
   libspdlog-dev libfmt-dev zlib1g-dev librocksdb-dev libcpp-httplib-dev wrk \
   libgtest-dev libgmock-dev googletest libbenchmark-dev \
+  libjpeg-dev libpng-dev libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg \
   clang-format >/dev/null
