@@ -16,7 +16,9 @@
 #include "embed/clip_tokenizer.h"
 #include "eval/amazon.h"
 #include "eval/events.h"
+#include "eval/ope_report.h"
 #include "eval/replay.h"
+#include "eval/simulate.h"
 #include "eval/table.h"
 #include "server/http_server.h"
 
@@ -48,6 +50,74 @@ int Fail(const Status& st) {
   return st.code() == dynspec::StatusCode::kInvalidArgument ? 2 : 1;
 }
 
+// An event file (--events), or the bundled Amazon data converted on the fly.
+dynspec::Result<std::vector<dynspec::eval::ReplayEvent>> LoadEvents(const std::string& events_file,
+                                                                    const std::string& amazon_dir) {
+  if (!events_file.empty()) {
+    DYNSPEC_ASSIGN_OR_RETURN(auto events, dynspec::eval::ReadEvents(events_file));
+    std::cerr << "read " << events.size() << " events from " << events_file << "\n";
+    return events;
+  }
+  dynspec::eval::AmazonStats stats;
+  DYNSPEC_ASSIGN_OR_RETURN(
+      auto events, dynspec::eval::ConvertAmazon(amazon_dir + "/Magazine_Subscriptions.csv",
+                                                amazon_dir + "/meta_Magazine_Subscriptions.json.gz",
+                                                {}, &stats));
+  std::cerr << "Amazon Magazine Subscriptions: " << stats.ratings_read << " ratings, "
+            << stats.ratings_kept << " kept (" << stats.dropped_no_meta << " without metadata, "
+            << stats.dropped_no_brand << " without a provider), " << stats.items << " items, "
+            << stats.providers << " providers\n";
+  return events;
+}
+
+// Engine settings of the evaluation commands on the Amazon data: one binary head.
+EngineOptions EvaluationEngineOptions(const std::string& head) {
+  EngineOptions o;
+  o.model.heads = {{head, dynspec::HeadKind::kBinary, false}};
+  o.reward = {{head, 1, 0}};
+  o.model.sparse_dim = 1024;
+  return o;
+}
+
+struct SimulateFlags {
+  std::string events;
+  std::string amazon_dir = "data/amazon_magazine_subscriptions";
+  std::string out_dir = "out/simulate";
+  std::string head = "like";
+  std::vector<std::string> policies;
+  size_t rounds = 20000;
+  size_t candidates = 10;
+  int clusters = 16;
+  uint64_t seed = 1;
+  bool no_progress = false;
+  std::map<std::string, std::string> engine;
+};
+
+int RunSimulateCommand(const CLI::App* cmd, const SimulateFlags& f) {
+  dynspec::eval::SimulateOptions options;
+  options.engine = EvaluationEngineOptions(f.head);
+  if (Status st = ApplyEngineFlags(cmd, f.engine, &options.engine); !st.ok()) return Fail(st);
+  auto events = LoadEvents(f.events, f.amazon_dir);
+  if (!events.ok()) return Fail(events.status());
+  options.head = f.head;
+  options.rounds = f.rounds;
+  options.candidates = f.candidates;
+  options.clusters = f.clusters;
+  options.seed = f.seed;
+  options.policies = f.policies;
+  options.progress = !f.no_progress;
+  options.decision_log_dir = f.out_dir;
+  auto report = dynspec::eval::RunSimulation(*events, options);
+  if (!report.ok()) return Fail(report.status());
+  std::cout << dynspec::eval::FormatSimulation(*report);
+  if (!f.out_dir.empty()) {
+    if (Status st = dynspec::eval::WriteSimulation(*report, f.out_dir); !st.ok()) return Fail(st);
+    std::cout << "wrote " << f.out_dir
+              << "/simulate.json, simulate.csv, simulate_reward.svg, simulate_regret.svg\n";
+  }
+  return 0;
+}
+
 struct ReplayFlags {
   std::string events;
   std::string amazon_dir = "data/amazon_magazine_subscriptions";
@@ -65,34 +135,16 @@ struct ReplayFlags {
 };
 
 int RunReplayCommand(const CLI::App* cmd, const ReplayFlags& f) {
-  EngineOptions engine_options;
   // The Amazon data has one response, like = rating >= 4; replay only that head by default.
-  engine_options.model.heads = {{f.head, dynspec::HeadKind::kBinary, false}};
-  engine_options.reward = {{f.head, 1, 0}};
-  engine_options.model.sparse_dim = 1024;
+  EngineOptions engine_options = EvaluationEngineOptions(f.head);
   // Shadow evaluation for dynamic_recluster: a quarter of the events fill the loss matrix.
   engine_options.recluster.shadow_sample_rate = 0.25;
   engine_options.recluster.min_evidence = 10;
   if (Status st = ApplyEngineFlags(cmd, f.engine, &engine_options); !st.ok()) return Fail(st);
 
-  std::vector<dynspec::eval::ReplayEvent> events;
-  if (!f.events.empty()) {
-    auto r = dynspec::eval::ReadEvents(f.events);
-    if (!r.ok()) return Fail(r.status());
-    events = std::move(r).value();
-    std::cerr << "read " << events.size() << " events from " << f.events << "\n";
-  } else {
-    dynspec::eval::AmazonStats stats;
-    auto r = dynspec::eval::ConvertAmazon(f.amazon_dir + "/Magazine_Subscriptions.csv",
-                                          f.amazon_dir + "/meta_Magazine_Subscriptions.json.gz", {},
-                                          &stats);
-    if (!r.ok()) return Fail(r.status());
-    events = std::move(r).value();
-    std::cerr << "Amazon Magazine Subscriptions: " << stats.ratings_read << " ratings, "
-              << stats.ratings_kept << " kept (" << stats.dropped_no_meta << " without metadata, "
-              << stats.dropped_no_brand << " without a provider), " << stats.items << " items, "
-              << stats.providers << " providers\n";
-  }
+  auto loaded = LoadEvents(f.events, f.amazon_dir);
+  if (!loaded.ok()) return Fail(loaded.status());
+  std::vector<dynspec::eval::ReplayEvent> events = std::move(loaded).value();
 
   dynspec::eval::ReplayOptions options;
   options.engine = engine_options;
@@ -436,6 +488,55 @@ int main(int argc, char** argv) {
   tokenize_cmd->add_flag("--no-truncate", tokenize_no_truncate,
                          "fail instead of truncating a text longer than the context");
 
+  SimulateFlags simulate;
+  CLI::App* simulate_cmd = app.add_subcommand(
+      "simulate",
+      "Compare ranking policies (uniform, greedy, epsilon-greedy, softmax, softmax + PPO, static "
+      "cluster) in a bandit environment built from real data (docs/learning.md)");
+  simulate_cmd->add_option("--events", simulate.events, "event file instead of the Amazon data");
+  simulate_cmd->add_option("--amazon", simulate.amazon_dir, "folder with the Amazon data")
+      ->capture_default_str();
+  simulate_cmd->add_option("--out", simulate.out_dir, "folder for the report and plots")
+      ->capture_default_str();
+  simulate_cmd->add_option("--head", simulate.head, "binary head that defines the liked item")
+      ->capture_default_str();
+  simulate_cmd->add_option("--policies", simulate.policies,
+                           "subset of: uniform greedy epsilon_greedy softmax softmax_ppo "
+                           "static_cluster");
+  simulate_cmd->add_option("--rounds", simulate.rounds, "rounds to play (0 = all)")
+      ->capture_default_str();
+  simulate_cmd->add_option("--candidates", simulate.candidates, "items offered per round")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{2}, size_t{1000}));
+  simulate_cmd->add_option("--clusters", simulate.clusters, "initial provider clusters")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  simulate_cmd->add_option("--seed", simulate.seed, "seed of the candidate sets")
+      ->capture_default_str();
+  simulate_cmd->add_flag("--no-progress", simulate.no_progress, "no progress bar");
+  AddEngineFlags(simulate_cmd, &simulate.engine);
+
+  std::string ope_log, ope_obd;
+  dynspec::eval::OpeTarget ope_target;
+  CLI::App* ope_cmd = app.add_subcommand(
+      "ope",
+      "Off-policy estimates (IPS, SNIPS, DR) of a target policy from a decision log or "
+      "an Open Bandit Dataset csv");
+  auto* log_opt = ope_cmd->add_option("--log", ope_log, "decision log (rank.decision_log)");
+  auto* obd_opt = ope_cmd->add_option("--obd", ope_obd, "Open Bandit Dataset csv");
+  log_opt->excludes(obd_opt);
+  ope_cmd
+      ->add_option("--target", ope_target.policy,
+                   "logged, uniform, greedy, softmax, epsilon_greedy (decision log); logged, "
+                   "uniform, greedy_affinity (OBD)")
+      ->capture_default_str();
+  ope_cmd->add_option("--temperature", ope_target.temperature, "softmax target temperature")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  ope_cmd->add_option("--epsilon", ope_target.epsilon, "exploration floor of the target")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+
   ServeFlags serve;
   CLI::App* serve_cmd = app.add_subcommand(
       "serve", "Serve the JSON API (docs/api.md) over a data directory until SIGTERM/SIGINT");
@@ -472,6 +573,17 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (serve_cmd->parsed()) return Serve(serve_cmd, serve);
+  if (simulate_cmd->parsed()) return RunSimulateCommand(simulate_cmd, simulate);
+  if (ope_cmd->parsed()) {
+    if (ope_log.empty() == ope_obd.empty()) {
+      return Fail(Status::InvalidArgument("give exactly one of --log and --obd"));
+    }
+    auto report = ope_log.empty() ? dynspec::eval::EvaluateObdLog(ope_obd, ope_target)
+                                  : dynspec::eval::EvaluateDecisionLog(ope_log, ope_target);
+    if (!report.ok()) return Fail(report.status());
+    std::cout << dynspec::eval::FormatOpeReport(*report, ope_target.policy);
+    return 0;
+  }
   if (tokenize_cmd->parsed()) {
     auto out = dynspec::DescribeClipTokens(tokenize_vocab, tokenize_text, tokenize_length,
                                            !tokenize_no_truncate);

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "eval/io.h"
 #include "eval/svg_plot.h"
 
 namespace dynspec::eval {
@@ -22,14 +23,6 @@ nlohmann::json MoveJson(const ProviderMove& m) {
           {"home_evidence", m.home_evidence},
           {"target_evidence", m.target_evidence},
           {"streak", m.streak}};
-}
-
-Status WriteText(const std::string& path, const std::string& text) {
-  std::ofstream f(path);
-  f << text;
-  f.close();
-  if (!f) return Status::IoError("cannot write " + path);
-  return Status::Ok();
 }
 
 }  // namespace
@@ -122,8 +115,8 @@ Status WriteReclusterReport(const ReclusterReport& report, const std::string& di
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::IoError("cannot create " + dir + ": " + ec.message());
-  DYNSPEC_RETURN_IF_ERROR(WriteText(dir + "/recluster.json", ReclusterReportJson(report)));
-  return WriteText(dir + "/dendrogram.svg", RenderDendrogramSvg(report));
+  DYNSPEC_RETURN_IF_ERROR(WriteTextFile(dir + "/recluster.json", ReclusterReportJson(report)));
+  return WriteTextFile(dir + "/dendrogram.svg", RenderDendrogramSvg(report));
 }
 
 }  // namespace dynspec::eval
