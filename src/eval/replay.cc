@@ -96,7 +96,12 @@ Result<ReplayReport> RunReplay(const std::vector<ReplayEvent>& all_events,
     o.learn.learning_rate = lr_of(name);
     o.recluster.period_seconds = 0;  // the replay decides when (in stream time)
     if (!shadow) o.recluster.shadow_sample_rate = 0;
-    DYNSPEC_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Open(o));
+    std::unique_ptr<Embedder> embedder;  // null: the engine's default
+    if (options.embedder_factory) {
+      DYNSPEC_ASSIGN_OR_RETURN(embedder, options.embedder_factory());
+    }
+    DYNSPEC_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine,
+                             Engine::Open(o, nullptr, std::move(embedder)));
     for (size_t start = 0; start < catalog.size(); start += o.limits.max_batch_items) {
       const size_t end = std::min(catalog.size(), start + o.limits.max_batch_items);
       std::vector<ItemInput> chunk(catalog.begin() + start, catalog.begin() + end);

@@ -7,11 +7,14 @@
 // (TuneOnEarlierHalf); the later half is the reported result.
 #pragma once
 
+#include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "dynspec/embedder.h"
 #include "dynspec/options.h"
 #include "dynspec/types.h"
 #include "eval/events.h"
@@ -37,6 +40,11 @@ struct ReplayOptions {
   // (shadow evaluation at engine.recluster.shadow_sample_rate). The plain dynamic strategy
   // keeps its initial clusters and does no shadow evaluation.
   size_t recluster_every = 10000;
+  // Makes the embedder of each engine the replay opens (the dynamic strategies' engines;
+  // their content clusters also give static_cluster its clusters), called once per engine
+  // so that each owns its own. Empty: the engine's default, the hashing text embedder from
+  // engine.embed. Tuning passes it on to every trial replay.
+  std::function<Result<std::unique_ptr<Embedder>>()> embedder_factory;
 };
 
 struct ReclusterRun {
