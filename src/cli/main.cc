@@ -13,6 +13,7 @@
 #include "config/options_table.h"
 #include "dynspec/embedder.h"
 #include "dynspec/engine.h"
+#include "dynspec/word_vectors.h"
 #include "embed/clip_tokenizer.h"
 #include "eval/amazon.h"
 #include "eval/events.h"
@@ -131,6 +132,7 @@ struct ReplayFlags {
   bool no_tune = false;
   bool no_progress = false;
   size_t recluster_every = 10000;
+  std::string word_vectors;
   std::map<std::string, std::string> engine;
 };
 
@@ -156,6 +158,17 @@ int RunReplayCommand(const CLI::App* cmd, const ReplayFlags& f) {
   options.strategies = f.strategies;
   options.progress = !f.no_progress;
   options.recluster_every = f.recluster_every;
+
+  if (!f.word_vectors.empty()) {
+    // One mapping of the file, shared by every engine the replay opens.
+    auto vectors = dynspec::OpenWordVectors(f.word_vectors);
+    if (!vectors.ok()) return Fail(vectors.status());
+    std::shared_ptr<const dynspec::WordVectors> shared = *vectors;
+    options.embedder_factory = [shared] {
+      return dynspec::NewWordVectorEmbedder(shared, dynspec::WordVectorOptions());
+    };
+    std::cerr << "embedder: pretrained word vectors from " << f.word_vectors << "\n";
+  }
 
   std::vector<dynspec::eval::TuneTrial> trials;
   if (!f.no_tune) {
@@ -415,6 +428,9 @@ int main(int argc, char** argv) {
       ->add_option("--recluster-every", replay.recluster_every,
                    "dynamic_recluster re-clusters every N events (0 = never)")
       ->capture_default_str();
+  replay_cmd->add_option("--word-vectors", replay.word_vectors,
+                         "embed item text with pretrained word vectors (a .dswv file from "
+                         "scripts/fetch-word-vectors.sh) instead of the hashing embedder");
   AddEngineFlags(replay_cmd, &replay.engine);
 
   std::string ratings, meta, output;
