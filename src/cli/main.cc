@@ -21,6 +21,8 @@
 #include "eval/replay.h"
 #include "eval/simulate.h"
 #include "eval/table.h"
+#include "media/image_embedder.h"
+#include "media/video_embedder.h"
 #include "server/http_server.h"
 
 namespace {
@@ -458,7 +460,14 @@ int main(int argc, char** argv) {
   AddDataDirFlags(ingest_cmd, &ingest_flags);
   ingest_cmd->add_option("--id", ingest_item.id, "item id")->required();
   ingest_cmd->add_option("--provider", ingest_item.provider, "provider id")->required();
-  ingest_cmd->add_option("--text", ingest_item.content.text, "content text")->required();
+  std::string ingest_image, ingest_video;
+  auto* text_opt = ingest_cmd->add_option("--text", ingest_item.content.text, "content text");
+  auto* image_opt = ingest_cmd->add_option(
+      "--image", ingest_image, "JPEG or PNG file, embedded by the built-in image embedder");
+  auto* video_opt = ingest_cmd->add_option(
+      "--video", ingest_video, "video file, frames sampled with FFmpeg and embedded as images");
+  text_opt->excludes(image_opt)->excludes(video_opt);
+  image_opt->excludes(video_opt);
 
   DataDirFlags predict_flags;
   std::string predict_item;
@@ -655,6 +664,28 @@ int main(int argc, char** argv) {
   if (ingest_cmd->parsed()) {
     auto engine = OpenEngineAt(ingest_cmd, ingest_flags);
     if (!engine.ok()) return Fail(engine.status());
+    if (ingest_item.content.text.empty() && ingest_image.empty() && ingest_video.empty()) {
+      return Fail(Status::InvalidArgument("give one of --text, --image and --video"));
+    }
+    // Images and videos become precomputed vectors in the engine's dimension. They live in
+    // another space than text vectors: keep one kind of content per provider cluster.
+    dynspec::ImageEmbedOptions image_options;
+    image_options.dim = (*engine)->embedding_dim();
+    if (!ingest_image.empty()) {
+      auto embedder = dynspec::ImageEmbedder::Create(image_options);
+      if (!embedder.ok()) return Fail(embedder.status());
+      auto v = (*embedder)->EmbedImageFile(ingest_image);
+      if (!v.ok()) return Fail(v.status().WithContext("--image"));
+      ingest_item.content.vector = std::move(v).value();
+    } else if (!ingest_video.empty()) {
+      dynspec::VideoEmbedOptions video_options;
+      video_options.image = image_options;
+      auto embedder = dynspec::VideoEmbedder::Create(video_options);
+      if (!embedder.ok()) return Fail(embedder.status());
+      auto v = (*embedder)->EmbedVideoFile(ingest_video);
+      if (!v.ok()) return Fail(v.status().WithContext("--video"));
+      ingest_item.content.vector = std::move(v).value();
+    }
     if (Status st = (*engine)->Ingest(ingest_item); !st.ok()) return Fail(st);
     auto provider = (*engine)->GetProvider(ingest_item.provider);
     std::cout << "ingested " << ingest_item.id << " (provider " << ingest_item.provider
