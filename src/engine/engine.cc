@@ -79,6 +79,11 @@ struct ClusterState {
 // A ranking decision waiting for feedback. `record` changes only under mu, and only after
 // the store has committed the change.
 struct PendingDecision {
+  explicit PendingDecision(DecisionRecord r)
+      : expires_unix_ms(r.expires_unix_ms), record(std::move(r)) {}
+  // A copy of record.expires_unix_ms, which never changes: the expiry sweep reads it without
+  // taking mu (record itself is reassigned under mu).
+  const int64_t expires_unix_ms;
   std::mutex mu;
   DecisionRecord record;
   bool resolved = false;  // every position answered or expired; gone from the store
@@ -269,10 +274,8 @@ class EngineImpl final : public Engine {
     loaded_ = true;
     events_.insert(all.seen_events.begin(), all.seen_events.end());
     for (auto& d : all.put_decisions) {
-      auto pending = std::make_shared<PendingDecision>();
       const EventId id = d.id;
-      pending->record = std::move(d);
-      decisions_[id] = std::move(pending);
+      decisions_[id] = std::make_shared<PendingDecision>(std::move(d));
     }
     return Status::Ok();
   }
@@ -697,8 +700,7 @@ class EngineImpl final : public Engine {
       result.slate.push_back({record.candidates[c], record.scores[c], record.probabilities[c],
                               record.propensities[p], record.versions[c]});
     }
-    auto pending = std::make_shared<PendingDecision>();
-    pending->record = std::move(record);
+    auto pending = std::make_shared<PendingDecision>(std::move(record));
     {
       std::lock_guard map_lock(decisions_mu_);
       decisions_[id] = std::move(pending);
@@ -712,9 +714,7 @@ class EngineImpl final : public Engine {
     {
       std::lock_guard map_lock(decisions_mu_);
       for (const auto& [id, d] : decisions_) {
-        // expires_unix_ms never changes after the decision is made, so reading it here
-        // without d->mu is safe.
-        if (d->record.expires_unix_ms <= now_unix_ms) expired.push_back(d);
+        if (d->expires_unix_ms <= now_unix_ms) expired.push_back(d);
       }
     }
     size_t resolved = 0;
@@ -1183,13 +1183,15 @@ class EngineImpl final : public Engine {
     d.record = std::move(next);
     if (last) {
       d.resolved = true;
-      {
-        std::lock_guard map_lock(decisions_mu_);
-        decisions_.erase(d.record.id);
-      }
+      // Seen before it leaves the pending map: a concurrent Feedback that no longer finds
+      // the decision must find the id spent, not treat it as a new plain event.
       {
         std::lock_guard events_lock(events_mu_);
         events_.insert(d.record.id);
+      }
+      {
+        std::lock_guard map_lock(decisions_mu_);
+        decisions_.erase(d.record.id);
       }
       AppendDecisionLog(d.record);
       if (options_.ppo.enabled) {
