@@ -346,6 +346,22 @@ TEST(ServeProcess, SigtermStopsGracefullyAndKeepsAcknowledgedWrites) {
   ASSERT_TRUE(fb);
   EXPECT_EQ(fb->status, 200);
 
+  // Hot backup through the running server with the CLI, then restore by opening the copy.
+  const std::string backup = dir.Sub("backup");
+  const std::string cmd = std::string(DYNSPEC_CLI_PATH) +
+                          " backup --server 127.0.0.1:" + std::to_string(port) + " --to " + backup +
+                          " > /dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  {
+    auto copy = OpenDurableStore(backup, {});
+    ASSERT_TRUE(copy.ok()) << copy.status().ToString();
+    auto restored = Engine::Open(SmallOptions(), std::move(copy).value());
+    ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+    auto item = (*restored)->GetItem("a");
+    ASSERT_TRUE(item.ok());
+    EXPECT_EQ(item->model.evidence, 1) << "the backup holds the acknowledged feedback";
+  }
+
   ASSERT_EQ(kill(pid, SIGTERM), 0);
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);

@@ -1,5 +1,6 @@
 // The `dynspec` command. Flags are parsed here and nowhere else; engine settings come from
 // the shared option table (config/options_table.h), so --help lists every one of them.
+#include <httplib.h>
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
@@ -9,6 +10,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "config/options_table.h"
 #include "dynspec/embedder.h"
@@ -498,6 +500,14 @@ int main(int argc, char** argv) {
       app.add_subcommand("backup", "Copy a data directory consistently (open the copy to restore)");
   AddDataDirFlags(backup_cmd, &backup_flags);
   backup_cmd->add_option("--to", backup_to, "new directory for the copy")->required();
+  std::string backup_server, backup_token_file;
+  backup_cmd->get_option("--data-dir")->required(false);
+  backup_cmd
+      ->add_option("--server", backup_server,
+                   "back up the data directory of a running `dynspec serve` at this address "
+                   "(host:port); --to is then a path on the server's machine")
+      ->excludes("--data-dir");
+  backup_cmd->add_option("--token-file", backup_token_file, "bearer token for --server");
 
   std::string tokenize_text, tokenize_vocab = dynspec::kClipVocabDefaultPath;
   int tokenize_length = 77;
@@ -712,7 +722,35 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (inspect_cmd->parsed()) return InspectDataDir(inspect_cmd, inspect_flags, inspect_item);
+  if (backup_cmd->parsed() && !backup_server.empty()) {
+    // Hot backup through the serving process, which holds the directory's lock.
+    httplib::Client client(
+        backup_server.find("://") == std::string::npos ? "http://" + backup_server : backup_server);
+    client.set_read_timeout(3600, 0);
+    httplib::Headers headers;
+    if (!backup_token_file.empty()) {
+      auto token = ReadToken(backup_token_file);
+      if (!token.ok()) return Fail(token.status());
+      headers.emplace("Authorization", "Bearer " + *token);
+    }
+    const std::string body = nlohmann::json{{"dir", backup_to}}.dump();
+    auto res = client.Post("/v1/admin/backup", headers, body, "application/json");
+    if (!res) {
+      return Fail(Status::IoError("cannot reach " + backup_server + ": " +
+                                  httplib::to_string(res.error())));
+    }
+    if (res->status != 200) {
+      std::cerr << "dynspec: the server answered " << res->status << ": " << res->body << "\n";
+      return 1;
+    }
+    std::cout << "backed up the data directory of " << backup_server << " to " << backup_to
+              << " (on the server's machine)\n";
+    return 0;
+  }
   if (backup_cmd->parsed()) {
+    if (backup_flags.data_dir.empty()) {
+      return Fail(Status::InvalidArgument("give --data-dir or --server"));
+    }
     // A directory held by a serving process is backed up by that process (Engine::Backup);
     // this command is for a directory no process holds.
     auto engine = OpenEngineAt(backup_cmd, backup_flags);
