@@ -3,11 +3,14 @@
 // evaluation must find that the mis-assigned providers are predicted better by another
 // cluster, re-clustering must move them there (recovering the true grouping), and the
 // prediction loss on the stream must drop after the moves.
+#include "cluster/recluster.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <map>
 #include <random>
+#include <set>
 
 #include "cluster/hierarchical.h"
 #include "dynspec/engine.h"
@@ -145,6 +148,45 @@ TEST_F(ReclusterSimulation, NoEvidenceMeansNoMoves) {
   EXPECT_TRUE(report->moves.empty());
   EXPECT_EQ(report->providers_profiled, 0u);
   EXPECT_EQ(report->providers_skipped, size_t(kTypes * kProvidersPerType));
+}
+
+// The cut by distance: the number of performance clusters follows the data. Three groups of
+// providers with loss profiles far apart (about 1 between groups, 0.01 within), one of each
+// group mis-assigned: a threshold between the two scales finds the three groups although
+// target_clusters asks for one; without the threshold the same target joins everything.
+TEST(ReclusterPlan, DistanceThresholdDecidesTheNumberOfGroups) {
+  const std::vector<ClusterId> clusters = {0, 1, 2};
+  std::vector<ProviderProfile> profiles;
+  for (int g = 0; g < 3; ++g) {
+    for (int p = 0; p < 4; ++p) {
+      ProviderProfile prof;
+      prof.provider = "g" + std::to_string(g) + "p" + std::to_string(p);
+      prof.current = static_cast<ClusterId>(p < 3 ? g : (g + 1) % 3);
+      for (ClusterId c : clusters) {
+        const double loss = (int(c) == g ? 0.2 : 1.2) + 0.01 * p;
+        prof.cells[c] = {loss * 100, 100};
+      }
+      profiles.push_back(prof);
+    }
+  }
+  auto proposed_groups = [&](double threshold) {
+    ReclusterOptions o;
+    o.min_evidence = 10;
+    o.target_clusters = 1;
+    o.distance_threshold = threshold;
+    ReclusterState state;
+    auto plan = PlanRecluster(profiles, clusters, o, &state);
+    EXPECT_TRUE(plan.ok()) << plan.status().ToString();
+    return plan.ok() ? plan->proposed : std::map<std::string, ClusterId>();
+  };
+  const auto by_distance = proposed_groups(0.3);
+  ASSERT_EQ(by_distance.size(), 12u);
+  for (const auto& [provider, c] : by_distance) {
+    EXPECT_EQ(c, static_cast<ClusterId>(provider[1] - '0')) << provider;  // its true group
+  }
+  std::set<ClusterId> one;
+  for (const auto& [provider, c] : proposed_groups(0)) one.insert(c);
+  EXPECT_EQ(one.size(), 1u) << "without a threshold, target_clusters = 1 joins everything";
 }
 
 }  // namespace

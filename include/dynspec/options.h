@@ -104,6 +104,10 @@ struct ReclusterOptions {
   Linkage linkage = Linkage::kAverage;
   // Target number of performance clusters (0: the current number of clusters).
   int target_clusters = 0;
+  // > 0: cut the dendrogram at this linkage distance instead (like SciPy's fcluster with
+  // criterion 'distance'; the unit is the profile's loss difference), so the number of
+  // performance clusters follows the data; target_clusters is then ignored.
+  double distance_threshold = 0;
   // A move needs target loss <= home loss * (1 - move_margin) ...
   double move_margin = 0.02;
   // ... in this many consecutive runs (hysteresis) ...

@@ -48,7 +48,9 @@ Result<ReclusterPlan> PlanRecluster(const std::vector<ProviderProfile>& profiles
   const size_t k =
       std::min(used.size(), o.target_clusters > 0 ? size_t(o.target_clusters) : clusters.size());
   DYNSPEC_ASSIGN_OR_RETURN(plan.dendrogram, Agglomerate(points, o.linkage));
-  const std::vector<int> labels = CutToClusters(plan.dendrogram, k);
+  const std::vector<int> labels = o.distance_threshold > 0
+                                      ? CutAtDistance(plan.dendrogram, o.distance_threshold)
+                                      : CutToClusters(plan.dendrogram, k);
   for (const auto* p : used) plan.leaves.push_back(p->provider);
 
   // 3. Match new groups to old clusters by overlap, largest first, one to one.

@@ -8,7 +8,7 @@
 //     ones), centred on the provider's own mean, so that the profile says *where* a
 //     provider is served well, not how hard its content is.
 //  2. Agglomerative clustering of the profiles (configured linkage), cut into the target
-//     number of clusters.
+//     number of clusters, or at the configured distance threshold.
 //  3. Stable ids: each new group is matched to the old cluster it overlaps most (greedy on
 //     overlap counts, largest first, one to one), so unchanged groups keep their ids.
 //  4. Evidence and hysteresis: a provider whose matched cluster differs from its current one

@@ -84,6 +84,9 @@ Status ValidateOptions(const EngineOptions& o) {
     return Bad("recluster.min_evidence", "must be >= 0");
   }
   if (r.target_clusters < 0) return Bad("recluster.target_clusters", "must be >= 0");
+  if (!(r.distance_threshold >= 0 && std::isfinite(r.distance_threshold))) {
+    return Bad("recluster.distance_threshold", "must be finite and >= 0");
+  }
   if (!(r.move_margin >= 0 && r.move_margin < 1)) {
     return Bad("recluster.move_margin", "must be in [0, 1)");
   }

@@ -100,6 +100,8 @@ std::vector<OptionEntry> BuildTable() {
       DYNSPEC_NUMBER_OPTION(recluster.min_evidence,
                             "shadow evaluations needed before a provider x cluster entry counts"),
       DYNSPEC_NUMBER_OPTION(recluster.target_clusters, "performance clusters (0 = current count)"),
+      DYNSPEC_NUMBER_OPTION(recluster.distance_threshold,
+                            "cut the dendrogram at this distance instead (0 = use the target)"),
       DYNSPEC_NUMBER_OPTION(recluster.move_margin, "relative loss gain a move needs"),
       DYNSPEC_NUMBER_OPTION(recluster.consecutive_runs, "runs in a row a move must win"),
       DYNSPEC_NUMBER_OPTION(recluster.max_moves_per_run, "most providers moved per run"),
