@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -360,6 +361,18 @@ TEST(ServeProcess, SigtermStopsGracefullyAndKeepsAcknowledgedWrites) {
     auto item = (*restored)->GetItem("a");
     ASSERT_TRUE(item.ok());
     EXPECT_EQ(item->model.evidence, 1) << "the backup holds the acknowledged feedback";
+  }
+
+  // On-demand re-clustering of the serving engine from the CLI.
+  const std::string recluster = std::string(DYNSPEC_CLI_PATH) +
+                                " recluster --server 127.0.0.1:" + std::to_string(port) + " > " +
+                                dir.Sub("recluster.json");
+  ASSERT_EQ(std::system(recluster.c_str()), 0) << recluster;
+  {
+    std::ifstream in(dir.Sub("recluster.json"));
+    const json report = json::parse(in, nullptr, false);
+    ASSERT_TRUE(report.is_object());
+    EXPECT_TRUE(report.contains("moves") && report.contains("stability_ari"));
   }
 
   ASSERT_EQ(kill(pid, SIGTERM), 0);

@@ -361,6 +361,29 @@ dynspec::Result<std::string> ReadToken(const std::string& path) {
   return token;
 }
 
+// Sends an admin request to a running `dynspec serve` (which holds the data directory and
+// the in-memory statistics) and returns its JSON answer; a non-200 answer is an error that
+// carries the server's message.
+dynspec::Result<std::string> PostToServer(const std::string& server, const std::string& token_file,
+                                          const std::string& path, const std::string& body) {
+  httplib::Client client(server.find("://") == std::string::npos ? "http://" + server : server);
+  client.set_read_timeout(3600, 0);
+  httplib::Headers headers;
+  if (!token_file.empty()) {
+    DYNSPEC_ASSIGN_OR_RETURN(std::string token, ReadToken(token_file));
+    headers.emplace("Authorization", "Bearer " + token);
+  }
+  auto res = client.Post(path.c_str(), headers, body, "application/json");
+  if (!res) {
+    return Status::IoError("cannot reach " + server + ": " + httplib::to_string(res.error()));
+  }
+  if (res->status != 200) {
+    return Status::FailedPrecondition("the server answered " + std::to_string(res->status) + ": " +
+                                      res->body);
+  }
+  return res->body;
+}
+
 // Serves until SIGTERM or SIGINT, then stops accepting, finishes the requests in flight and
 // closes the engine (which writes partition snapshots; the store holds everything else).
 int Serve(const CLI::App* cmd, ServeFlags f) {
@@ -572,6 +595,14 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
 
+  std::string recluster_server, recluster_token_file;
+  CLI::App* recluster_cmd = app.add_subcommand(
+      "recluster",
+      "Re-cluster providers now on a running server (POST /v1/recluster) and print the report");
+  recluster_cmd->add_option("--server", recluster_server, "address of `dynspec serve` (host:port)")
+      ->required();
+  recluster_cmd->add_option("--token-file", recluster_token_file, "bearer token");
+
   ServeFlags serve;
   CLI::App* serve_cmd = app.add_subcommand(
       "serve", "Serve the JSON API (docs/api.md) over a data directory until SIGTERM/SIGINT");
@@ -723,28 +754,17 @@ int main(int argc, char** argv) {
   }
   if (inspect_cmd->parsed()) return InspectDataDir(inspect_cmd, inspect_flags, inspect_item);
   if (backup_cmd->parsed() && !backup_server.empty()) {
-    // Hot backup through the serving process, which holds the directory's lock.
-    httplib::Client client(
-        backup_server.find("://") == std::string::npos ? "http://" + backup_server : backup_server);
-    client.set_read_timeout(3600, 0);
-    httplib::Headers headers;
-    if (!backup_token_file.empty()) {
-      auto token = ReadToken(backup_token_file);
-      if (!token.ok()) return Fail(token.status());
-      headers.emplace("Authorization", "Bearer " + *token);
-    }
-    const std::string body = nlohmann::json{{"dir", backup_to}}.dump();
-    auto res = client.Post("/v1/admin/backup", headers, body, "application/json");
-    if (!res) {
-      return Fail(Status::IoError("cannot reach " + backup_server + ": " +
-                                  httplib::to_string(res.error())));
-    }
-    if (res->status != 200) {
-      std::cerr << "dynspec: the server answered " << res->status << ": " << res->body << "\n";
-      return 1;
-    }
+    auto reply = PostToServer(backup_server, backup_token_file, "/v1/admin/backup",
+                              nlohmann::json{{"dir", backup_to}}.dump());
+    if (!reply.ok()) return Fail(reply.status());
     std::cout << "backed up the data directory of " << backup_server << " to " << backup_to
               << " (on the server's machine)\n";
+    return 0;
+  }
+  if (recluster_cmd->parsed()) {
+    auto reply = PostToServer(recluster_server, recluster_token_file, "/v1/recluster", "");
+    if (!reply.ok()) return Fail(reply.status());
+    std::cout << *reply << "\n";
     return 0;
   }
   if (backup_cmd->parsed()) {
