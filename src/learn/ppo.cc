@@ -209,6 +209,13 @@ void PpoGradient(const PpoEvent& e, const PpoParams& params, const PpoOptions& o
   AccumulateGradient(e, params, options, 1.0, grad);
 }
 
+void ShuffleOrder(std::vector<size_t>* order, std::mt19937_64& rng) {
+  for (size_t k = order->size(); k > 1; --k) {
+    const size_t j = static_cast<size_t>((static_cast<unsigned __int128>(rng()) * k) >> 64);
+    std::swap((*order)[k - 1], (*order)[j]);
+  }
+}
+
 Result<PpoStats> PpoUpdate(const std::vector<PpoEvent>& buffer, PpoParams* params,
                            const PpoOptions& options, uint64_t seed) {
   DYNSPEC_RETURN_IF_ERROR(ValidatePpoOptions(options));
@@ -247,11 +254,7 @@ Result<PpoStats> PpoUpdate(const std::vector<PpoEvent>& buffer, PpoParams* param
   std::vector<std::pair<size_t, uint32_t>> touched;
   size_t evaluations = 0, clipped = 0;
   for (int epoch = 0; epoch < options.epochs; ++epoch) {
-    // Fisher-Yates with a multiply-shift bounded draw: the same order everywhere.
-    for (size_t k = order.size() - 1; k > 0; --k) {
-      const size_t j = static_cast<size_t>((static_cast<unsigned __int128>(rng()) * (k + 1)) >> 64);
-      std::swap(order[k], order[j]);
-    }
+    ShuffleOrder(&order, rng);
     for (size_t start = 0; start < order.size(); start += options.batch_size) {
       const size_t end = std::min(order.size(), start + options.batch_size);
       const double scale = 1.0 / static_cast<double>(end - start);

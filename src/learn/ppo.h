@@ -40,6 +40,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <random>
 #include <span>
 #include <vector>
 
@@ -119,6 +120,10 @@ struct PpoStats {
                              // the samples that gave no surrogate gradient
   int updates = 0;           // optimizer steps taken (epochs * ceil(buffer / batch_size))
 };
+
+// Fisher-Yates shuffle of `order` with a multiply-shift bounded draw from `rng`: the same
+// order on every platform for the same seed (std::shuffle's is implementation-defined).
+void ShuffleOrder(std::vector<size_t>* order, std::mt19937_64& rng);
 
 // Runs `epochs` passes over `buffer`; each pass shuffles the events (Fisher-Yates with a
 // std::mt19937_64 seeded from `seed`, the same order on every platform) and takes one lazy

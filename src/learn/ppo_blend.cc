@@ -161,10 +161,7 @@ Result<PpoStats> BlendedPpoUpdate(const std::vector<BlendedEvent>& buffer, Blend
   size_t evaluations = 0, clipped = 0;
   const size_t width = static_cast<size_t>(layout.width);
   for (int epoch = 0; epoch < options.epochs; ++epoch) {
-    for (size_t k = order.size() - 1; k > 0; --k) {
-      const size_t j = static_cast<size_t>((static_cast<unsigned __int128>(rng()) * (k + 1)) >> 64);
-      std::swap(order[k], order[j]);
-    }
+    ShuffleOrder(&order, rng);
     for (size_t start = 0; start < order.size(); start += options.batch_size) {
       const size_t end = std::min(order.size(), start + options.batch_size);
       const double scale = 1.0 / double(end - start);
