@@ -275,6 +275,19 @@ TEST_F(RankTest, BadRequestsAreRefusedAndChangeNothing) {
             StatusCode::kInvalidArgument);
 }
 
+TEST_F(RankTest, WithoutSupervisedLearningFeedbackOnlyCountsEvidence) {
+  EngineOptions o = RankOptionsForTest();
+  o.learn.supervised = false;
+  Open(o);
+  IngestAll();
+  ASSERT_TRUE(engine_->Feedback({"", "g1", {}, {{"click", 1}, {"like", 1}}}).ok());
+  auto item = engine_->GetItem("g1");
+  ASSERT_TRUE(item.ok());
+  EXPECT_EQ(item->model.evidence, 1);
+  EXPECT_TRUE(item->served) << "it joins its partition all the same";
+  for (float w : item->model.weights) EXPECT_EQ(w, 0.0f) << "no supervised step was taken";
+}
+
 TEST(DecisionLog, JsonLineRoundTripsAndRejectsDamage) {
   DecisionRecord d;
   d.id = "e1";

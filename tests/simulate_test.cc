@@ -65,12 +65,18 @@ TEST(Simulate, LearningPoliciesBeatUniformOnASkewedLog) {
   ASSERT_EQ(report->policies.size(), SimulationPolicies().size());
   std::map<std::string, PolicyResult> by_name;
   for (const auto& p : report->policies) by_name[p.name] = p;
+  for (const auto& name : SimulationPolicies()) ASSERT_TRUE(by_name.count(name)) << name;
   // Uniform earns 1 / candidates in expectation: 3000 rounds put it within about 0.02.
   EXPECT_NEAR(by_name["uniform"].later_half_mean_reward, 0.1, 0.035);
   for (const char* learner : {"greedy", "epsilon_greedy", "softmax_ppo"}) {
     EXPECT_GT(by_name[learner].later_half_mean_reward, 0.2) << learner;
   }
   EXPECT_GT(by_name["softmax_ppo"].ppo_updates, 10u);
+  EXPECT_GT(by_name["ppo_only"].ppo_updates, 10u);
+  std::printf(
+      "later-half mean reward: uniform %.3f, softmax %.3f, softmax_ppo %.3f, ppo_only %.3f\n",
+      by_name["uniform"].later_half_mean_reward, by_name["softmax"].later_half_mean_reward,
+      by_name["softmax_ppo"].later_half_mean_reward, by_name["ppo_only"].later_half_mean_reward);
   EXPECT_EQ(by_name["greedy"].ppo_updates, 0u);
   // Curves: one point per checkpoint, non-decreasing, ending at the total.
   for (const auto& p : report->policies) {

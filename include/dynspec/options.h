@@ -79,6 +79,10 @@ struct LearnOptions {
   double adagrad_epsilon = 1e-3;  // initial accumulator (avoids huge first steps)
   double l2 = 1e-5;               // per-step L2 shrinkage applied to touched coordinates
   double max_abs_weight = 20;     // clip weights to keep logits finite
+  // false: feedback only counts evidence (the item still joins its partition with a model
+  // blended from its neighbours) and takes no supervised step, so PPO-clip (ppo.enabled) is
+  // the only learner. For comparing the two; the default learns from every event.
+  bool supervised = true;
 };
 
 struct ClusterOptions {

@@ -560,7 +560,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   simulate_cmd->add_option("--policies", simulate.policies,
                            "subset of: uniform greedy epsilon_greedy softmax softmax_ppo "
-                           "static_cluster");
+                           "ppo_only static_cluster");
   simulate_cmd->add_option("--rounds", simulate.rounds, "rounds to play (0 = all)")
       ->capture_default_str();
   simulate_cmd->add_option("--candidates", simulate.candidates, "items offered per round")

@@ -193,6 +193,19 @@ std::vector<OptionEntry> BuildTable() {
                    return ParseError("rank.learn_from_expired", text, "true or false");
                  return Status::Ok();
                }});
+  t.push_back(
+      {"learn.supervised",
+       "false: feedback takes no supervised step (PPO-clip alone learns); default true",
+       [](const EngineOptions& o) { return std::string(o.learn.supervised ? "true" : "false"); },
+       [](EngineOptions& o, const std::string& text) {
+         if (text == "true" || text == "1")
+           o.learn.supervised = true;
+         else if (text == "false" || text == "0")
+           o.learn.supervised = false;
+         else
+           return ParseError("learn.supervised", text, "true or false");
+         return Status::Ok();
+       }});
   t.push_back({"ppo.enabled", "true: fine-tune item models with PPO-clip from ranking rewards",
                [](const EngineOptions& o) { return std::string(o.ppo.enabled ? "true" : "false"); },
                [](EngineOptions& o, const std::string& text) {

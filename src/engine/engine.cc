@@ -1053,6 +1053,7 @@ class EngineImpl final : public Engine {
     }
     std::vector<std::pair<size_t, double>> losses;
     for (const auto& [head, target] : targets) {
+      if (!options_.learn.supervised) break;
       losses.emplace_back(head, SupervisedStep(options_.learn, layout_, head, target, x, &model));
       SupervisedStep(options_.learn, layout_, head, target, x, &cluster_model);
     }

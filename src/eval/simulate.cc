@@ -62,8 +62,11 @@ EngineOptions PolicyOptions(const std::string& name, const SimulateOptions& o) {
     e.rank.policy = RankPolicy::kEpsilonGreedy;
     e.rank.epsilon = 0.1;
   }
-  if (name == "softmax" || name == "softmax_ppo") e.rank.policy = RankPolicy::kSoftmax;
-  if (name == "softmax_ppo") e.ppo.enabled = true;
+  if (name == "softmax" || name == "softmax_ppo" || name == "ppo_only") {
+    e.rank.policy = RankPolicy::kSoftmax;
+  }
+  if (name == "softmax_ppo" || name == "ppo_only") e.ppo.enabled = true;
+  if (name == "ppo_only") e.learn.supervised = false;
   if (!o.decision_log_dir.empty()) {
     e.rank.decision_log = o.decision_log_dir + "/" + name + ".decisions.jsonl";
     std::filesystem::remove(e.rank.decision_log);
@@ -80,8 +83,9 @@ EngineOptions PolicyOptions(const std::string& name, const SimulateOptions& o) {
 }  // namespace
 
 const std::vector<std::string>& SimulationPolicies() {
-  static const std::vector<std::string> kPolicies = {"uniform", "greedy",      "epsilon_greedy",
-                                                     "softmax", "softmax_ppo", "static_cluster"};
+  static const std::vector<std::string> kPolicies = {
+      "uniform",     "greedy",   "epsilon_greedy", "softmax",
+      "softmax_ppo", "ppo_only", "static_cluster"};
   return kPolicies;
 }
 

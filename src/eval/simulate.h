@@ -16,6 +16,7 @@
 //   epsilon_greedy  rank.policy epsilon_greedy (epsilon 0.1), supervised learner
 //   softmax         rank.policy softmax, supervised learner
 //   softmax_ppo     softmax with PPO-clip fine-tuning on top of the supervised learner
+//   ppo_only        softmax with PPO-clip as the only learner (learn.supervised false)
 //   static_cluster  epsilon_greedy over one shared model per provider cluster (the blend
 //                   puts all weight on the cluster model), supervised learner
 #pragma once
