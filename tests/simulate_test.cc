@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <random>
 
 #include "eval/ope_report.h"
@@ -121,6 +122,40 @@ TEST(Simulate, BadOptionsAndLogsAreRefused) {
   EXPECT_FALSE(
       EvaluateObdLog(std::string(DYNSPEC_DATA_DIR) + "/open_bandit_dataset/random/men/men.csv", bad)
           .ok());
+}
+
+TEST(Simulate, ObdEnvironmentFromTheLogsFeatures) {
+  SimulateOptions o = Options();
+  o.engine.model.heads = {{"click", HeadKind::kBinary, false}};
+  o.engine.reward = {{"click", 1, 0}};
+  o.head = "click";
+  o.rounds = 400;
+  o.policies = {"uniform", "greedy"};
+  const std::string csv = std::string(DYNSPEC_DATA_DIR) + "/open_bandit_dataset/random/men/men.csv";
+  auto report = RunObdSimulation(csv, o);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->items, 34u);
+  EXPECT_EQ(report->rounds, 400u);
+  EXPECT_EQ(report->candidates, 10u);
+  // The fitted click model: tiny rates, the best candidate above the average one.
+  EXPECT_GT(report->oracle_mean_reward, report->uniform_mean_reward);
+  EXPECT_LT(report->oracle_mean_reward, 0.05);
+  for (const auto& p : report->policies) {
+    EXPECT_GE(p.expected_regret, 0.0);
+    EXPECT_LE(p.expected_regret, 400 * report->oracle_mean_reward + 1e-9);
+    ASSERT_FALSE(p.cumulative_regret.empty());
+    EXPECT_DOUBLE_EQ(p.cumulative_regret.back(), p.expected_regret);
+  }
+  // Same rounds and draws: the result does not depend on what else runs.
+  auto again = RunObdSimulation(csv, o);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->policies[1].total_reward, report->policies[1].total_reward);
+  // The items file must be beside the log.
+  ScopedTempDir dir;
+  std::filesystem::copy_file(csv, dir.Sub("men.csv"));
+  auto missing = RunObdSimulation(dir.Sub("men.csv"), o);
+  EXPECT_EQ(missing.status().code(), StatusCode::kIoError);
+  EXPECT_NE(missing.status().message().find("item_context.csv"), std::string::npos);
 }
 
 TEST(Simulate, ObdOnPolicyValueIsTheLoggedClickRate) {

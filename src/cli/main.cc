@@ -86,6 +86,7 @@ EngineOptions EvaluationEngineOptions(const std::string& head) {
 
 struct SimulateFlags {
   std::string events;
+  std::string obd;
   std::string amazon_dir = "data/amazon_magazine_subscriptions";
   std::string out_dir = "out/simulate";
   std::string head = "like";
@@ -100,11 +101,11 @@ struct SimulateFlags {
 
 int RunSimulateCommand(const CLI::App* cmd, const SimulateFlags& f) {
   dynspec::eval::SimulateOptions options;
-  options.engine = EvaluationEngineOptions(f.head);
+  // The OBD environment's response is a click.
+  const std::string head = f.obd.empty() ? f.head : "click";
+  options.engine = EvaluationEngineOptions(head);
   if (Status st = ApplyEngineFlags(cmd, f.engine, &options.engine); !st.ok()) return Fail(st);
-  auto events = LoadEvents(f.events, f.amazon_dir);
-  if (!events.ok()) return Fail(events.status());
-  options.head = f.head;
+  options.head = head;
   options.rounds = f.rounds;
   options.candidates = f.candidates;
   options.clusters = f.clusters;
@@ -112,7 +113,14 @@ int RunSimulateCommand(const CLI::App* cmd, const SimulateFlags& f) {
   options.policies = f.policies;
   options.progress = !f.no_progress;
   options.decision_log_dir = f.out_dir;
-  auto report = dynspec::eval::RunSimulation(*events, options);
+  dynspec::Result<dynspec::eval::SimulationReport> report = Status::Internal("not run");
+  if (!f.obd.empty()) {
+    report = dynspec::eval::RunObdSimulation(f.obd, options);
+  } else {
+    auto events = LoadEvents(f.events, f.amazon_dir);
+    if (!events.ok()) return Fail(events.status());
+    report = dynspec::eval::RunSimulation(*events, options);
+  }
   if (!report.ok()) return Fail(report.status());
   std::cout << dynspec::eval::FormatSimulation(*report);
   if (!f.out_dir.empty()) {
@@ -551,7 +559,13 @@ int main(int argc, char** argv) {
       "simulate",
       "Compare ranking policies (uniform, greedy, epsilon-greedy, softmax, softmax + PPO, static "
       "cluster) in a bandit environment built from real data (docs/learning.md)");
-  simulate_cmd->add_option("--events", simulate.events, "event file instead of the Amazon data");
+  auto* sim_events = simulate_cmd->add_option("--events", simulate.events,
+                                              "event file instead of the Amazon data");
+  simulate_cmd
+      ->add_option("--obd", simulate.obd,
+                   "Open Bandit Dataset csv (item_context.csv beside it): the semi-synthetic "
+                   "environment of docs/learning.md instead of the Amazon data")
+      ->excludes(sim_events);
   simulate_cmd->add_option("--amazon", simulate.amazon_dir, "folder with the Amazon data")
       ->capture_default_str();
   simulate_cmd->add_option("--out", simulate.out_dir, "folder for the report and plots")

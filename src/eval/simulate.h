@@ -1,7 +1,8 @@
 // `dynspec simulate`: ranking policies compared in a bandit environment built from real data
 // by the supervised-to-bandit conversion (docs/learning.md).
 //
-// Environment (from a time-ordered log such as the Amazon ratings): every event whose
+// Environment (from a time-ordered log such as the Amazon ratings; RunObdSimulation below for
+// the Open Bandit Dataset): every event whose
 // evaluated head is 1 (e.g. a rating >= 4: the user liked the item) is one round. The round
 // offers `candidates` items: the liked item and others drawn uniformly from the items that
 // have appeared in the log so far (implicit negatives). The policy picks one; its reward is 1
@@ -46,14 +47,19 @@ struct SimulateOptions {
 
 struct PolicyResult {
   std::string name;
-  double total_reward = 0;
+  double total_reward = 0;            // realized
+  double expected_regret = 0;         // sum over rounds of best p - chosen p
   double later_half_mean_reward = 0;  // the second half of the rounds
   uint64_t ppo_updates = 0;
   double seconds = 0;
   std::vector<double> cumulative_reward;  // at each checkpoint
+  std::vector<double> cumulative_regret;  // expected regret, at each checkpoint
 };
 
 struct SimulationReport {
+  std::string environment;         // a one-line description
+  double oracle_mean_reward = 0;   // mean over rounds of the best candidate's reward probability
+  double uniform_mean_reward = 0;  // mean over rounds of the candidates' mean probability
   size_t rounds = 0;
   size_t candidates = 0;
   size_t items = 0;
@@ -66,6 +72,16 @@ const std::vector<std::string>& SimulationPolicies();
 
 Result<SimulationReport> RunSimulation(const std::vector<ReplayEvent>& events,
                                        const SimulateOptions& options);
+
+// The same policies on the Open Bandit Dataset (semi-synthetic, docs/learning.md): every round
+// is a user drawn from the log (its hashed features are the context) offered every item
+// of the campaign (or `candidates` of them); the click probability of item i for user u is
+// sigmoid(a_i + b * affinity_{u,i}), a ground truth fitted by L2-regularized logistic
+// regression to the clicks of the log, and the realized click is drawn from it. The items
+// come from item_context.csv next to the log (their hashed features make up their text).
+// `rounds` 0 means 50,000.
+Result<SimulationReport> RunObdSimulation(const std::string& obd_csv,
+                                          const SimulateOptions& options);
 
 std::string FormatSimulation(const SimulationReport& report);
 // simulate.json, simulate.csv (checkpoint x policy cumulative reward and regret),
