@@ -408,6 +408,46 @@ TEST(EngineSnapshot, WithoutDirectory) {
   EXPECT_EQ((*e)->SnapshotPartitions().code(), StatusCode::kFailedPrecondition);
 }
 
+// A restart that only reads leaves the snapshot files alone: the destructor writes only the
+// partitions that changed since they were loaded.
+TEST(EngineSnapshot, ReadOnlySessionsDoNotRewriteSnapshots) {
+  TempDir dir;
+  const std::string db = dir.sub("db"), parts = dir.sub("partitions");
+  Fixture fx;
+  {
+    auto e = OpenAt(db, 64, parts);
+    ASSERT_TRUE(e);
+    Populate(*e, fx);
+  }  // the destructor writes the changed partitions
+  // Every snapshot file is back-dated; a rewrite gives it the current time.
+  const auto kOld = std::filesystem::file_time_type::clock::now() - std::chrono::hours(24);
+  std::map<std::string, std::string> files;
+  for (const auto& f : std::filesystem::directory_iterator(parts)) {
+    files[f.path().string()] = ReadFile(f.path().string());
+    std::filesystem::last_write_time(f.path(), kOld);
+  }
+  ASSERT_FALSE(files.empty());
+  {
+    auto e = OpenAt(db, 64, parts);
+    ASSERT_TRUE(e);
+    ASSERT_TRUE(e->Predict({"item-3"}).ok());
+  }
+  for (const auto& [path, bytes] : files) {
+    EXPECT_EQ(std::filesystem::last_write_time(path), kOld)
+        << path << " was rewritten by a read-only session";
+  }
+  {
+    auto e = OpenAt(db, 64, parts);
+    ASSERT_TRUE(e);
+    fx.Feed(*e, 500);  // a new served item: its partition must be written again
+  }
+  size_t rewritten = 0;
+  for (const auto& [path, bytes] : files) {
+    rewritten += std::filesystem::last_write_time(path) != kOld;
+  }
+  EXPECT_EQ(rewritten, 1u);
+}
+
 // Snapshot, then more writes of every kind, then a crash (no shutdown snapshot): the
 // partitions after the restart are those a full rebuild from the store gives.
 void StaleSnapshot(size_t exact_max) {

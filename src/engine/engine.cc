@@ -74,6 +74,10 @@ struct ClusterState {
   std::set<ProviderId> providers;
   mutable std::mutex model_mu;
   ModelState model;  // guarded by model_mu
+  // The partition differs from its snapshot file (or has none): set after every change of
+  // the partition, cleared just before a snapshot is written (so a change made while it is
+  // written sets it again). The destructor writes only these.
+  std::atomic<bool> snapshot_stale{true};
 };
 
 // A ranking decision waiting for feedback. `record` changes only under mu, and only after
@@ -151,7 +155,11 @@ class EngineImpl final : public Engine {
     if (scheduler_.joinable()) scheduler_.join();
     if (expiry_thread_.joinable()) expiry_thread_.join();
     if (loaded_ && !options_.partition_snapshot_dir.empty()) {
-      Status st = SnapshotPartitions();
+      // Only partitions that changed since they were loaded or last written: a one-shot
+      // command that reads a large directory does not rewrite its snapshots.
+      std::error_code ec;
+      std::filesystem::create_directories(options_.partition_snapshot_dir, ec);
+      Status st = WriteSnapshots(/*only_stale=*/true);
       if (!st.ok()) {
         std::fprintf(stderr, "dynspec: writing partition snapshots at shutdown failed: %s\n",
                      st.ToString().c_str());
@@ -289,9 +297,11 @@ class EngineImpl final : public Engine {
       const std::string path = SnapshotPath(cs.id);
       auto loaded = LoadPartition(path, embedder_->dim(), options_.index);
       Status st = loaded.status();
-      if (st.ok()) st = Reconcile(**loaded, items);
+      bool changed = false;
+      if (st.ok()) st = Reconcile(**loaded, items, &changed);
       if (st.ok()) {
         cs.partition = std::move(loaded).value();
+        cs.snapshot_stale = changed;
         return Status::Ok();
       }
       if (st.code() != StatusCode::kNotFound || loaded.ok()) {
@@ -311,24 +321,32 @@ class EngineImpl final : public Engine {
   // Brings a partition loaded from a (possibly stale) snapshot to exactly `items`: labels the
   // store no longer serves in this cluster are removed, re-embedded ones updated, missing ones
   // added (in store order).
-  static Status Reconcile(Partition& p, const std::vector<const ItemState*>& items) {
+  // Makes `p` hold exactly `items`; *changed tells whether anything had to change.
+  static Status Reconcile(Partition& p, const std::vector<const ItemState*>& items, bool* changed) {
+    const size_t before = p.size();
     std::unordered_map<uint64_t, const ItemState*> want;
     want.reserve(items.size());
     for (const ItemState* item : items) want.emplace(item->label, item);
     for (uint64_t label : p.Labels()) {
-      if (!want.contains(label)) DYNSPEC_RETURN_IF_ERROR(p.Remove(label));
+      if (!want.contains(label)) {
+        DYNSPEC_RETURN_IF_ERROR(p.Remove(label));
+        *changed = true;
+      }
     }
     for (const ItemState* item : items) {
       if (!p.Contains(item->label)) {
         DYNSPEC_RETURN_IF_ERROR(p.Add(item->label, item->embedding));
+        *changed = true;
         continue;
       }
       DYNSPEC_ASSIGN_OR_RETURN(std::vector<float> v, p.GetVector(item->label));
       if (v.size() != item->embedding.size() ||
           std::memcmp(v.data(), item->embedding.data(), v.size() * sizeof(float)) != 0) {
         DYNSPEC_RETURN_IF_ERROR(p.Update(item->label, item->embedding));
+        *changed = true;
       }
     }
+    *changed = *changed || p.size() != before;
     if (p.size() != items.size()) {
       return Status::Internal("partition holds " + std::to_string(p.size()) +
                               " labels after reconciling with " + std::to_string(items.size()) +
@@ -352,11 +370,19 @@ class EngineImpl final : public Engine {
     if (ec) {
       return Status::Internal("creating " + options_.partition_snapshot_dir + ": " + ec.message());
     }
+    return WriteSnapshots(/*only_stale=*/false);
+  }
+
+  Status WriteSnapshots(bool only_stale) {
     std::shared_lock lock(catalog_mu_);
     for (const auto& [id, cs] : clusters_) {
-      const std::string path = SnapshotPath(id);
-      DYNSPEC_RETURN_IF_ERROR(
-          cs->partition->Save(path).WithContext("snapshot of cluster " + std::to_string(id)));
+      if (only_stale && !cs->snapshot_stale.load()) continue;
+      cs->snapshot_stale = false;
+      Status st = cs->partition->Save(SnapshotPath(id));
+      if (!st.ok()) {
+        cs->snapshot_stale = true;
+        return st.WithContext("snapshot of cluster " + std::to_string(id));
+      }
     }
     return Status::Ok();
   }
@@ -459,6 +485,7 @@ class EngineImpl final : public Engine {
     DYNSPEC_RETURN_IF_ERROR(store_->Commit({.put_items = {r}}).WithContext("storing item"));
     if (item.served) {
       Status st = cs.partition->Update(item.label, v);
+      cs.snapshot_stale = true;
       if (!st.ok()) return st.WithContext("updating the partition after a committed write");
     }
     AddTo(ps.centroid_sum, item.embedding, -1);
@@ -480,6 +507,7 @@ class EngineImpl final : public Engine {
     ClusterState& cs = *clusters_.at(ps.cluster);
     if (item->served) {
       Status st = cs.partition->Remove(item->label);
+      cs.snapshot_stale = true;
       if (!st.ok()) return st.WithContext("updating the partition after a committed delete");
     }
     DetachFromProvider(*item, ps, cs);
@@ -821,6 +849,8 @@ class EngineImpl final : public Engine {
       if (item.served) {
         Status st = from.partition->Remove(label);
         if (st.ok()) st = to.partition->Add(label, item.embedding);
+        from.snapshot_stale = true;
+        to.snapshot_stale = true;
         if (!st.ok()) return st.WithContext("migrating item '" + item.id + "'");
       }
       AddTo(from.centroid_sum, item.embedding, -1);
@@ -1076,6 +1106,7 @@ class EngineImpl final : public Engine {
     cluster.model = std::move(cluster_model);
     if (!item.served) {
       Status st = cluster.partition->Add(item.label, item.embedding);
+      cluster.snapshot_stale = true;
       if (!st.ok() && st.code() != StatusCode::kAlreadyExists) {
         return st.WithContext("adding the item to its partition after a committed write");
       }
