@@ -3,6 +3,7 @@
 #include <torch/script.h>
 #include <torch/version.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -172,11 +173,15 @@ Result<std::unique_ptr<ClipEmbedder>> ClipEmbedder::Load(const std::string& mode
     tokens[0][1] = ClipTokenizer::kEndToken;
     DYNSPEC_ASSIGN_OR_RETURN(auto text, model->Run(kTextMethod, tokens, Status::InvalidArgument));
     model->dim = int(text[0].size());
-    const int s = options.preprocess.crop_size;
-    auto image = torch::zeros({1, 3, s, s}, torch::kFloat);
-    DYNSPEC_ASSIGN_OR_RETURN(auto pixels,
-                             model->Run(kImageMethod, image, Status::InvalidArgument));
-    (void)pixels;
+    // A mid-grey picture through the real preprocessing, not zeros: a zero tensor is no
+    // image CLIP ever sees, and a model without biases would map it to a zero vector.
+    RgbImage grey(options.preprocess.crop_size, options.preprocess.crop_size);
+    std::fill(grey.pixels.begin(), grey.pixels.end(), uint8_t(128));
+    DYNSPEC_ASSIGN_OR_RETURN(ImageTensor pixels, ClipPreprocess(grey, options.preprocess));
+    auto image =
+        torch::from_blob(pixels.data.data(), {1, 3, pixels.height, pixels.width}, torch::kFloat);
+    DYNSPEC_ASSIGN_OR_RETURN(auto probe, model->Run(kImageMethod, image, Status::InvalidArgument));
+    (void)probe;
   } catch (const std::exception& e) {
     return Status::Internal(where + ": building the probe input failed: " + TorchMessage(e));
   }
@@ -217,8 +222,8 @@ Result<std::vector<std::vector<float>>> ClipEmbedder::EmbedTexts(
     const size_t n = std::min(texts.size() - begin, size_t(o.max_batch));
     torch::Tensor batch;
     try {
-      batch = torch::from_blob(ids.data() + begin * size_t(length), {int64_t(n), length},
-                               torch::kLong);
+      batch =
+          torch::from_blob(ids.data() + begin * size_t(length), {int64_t(n), length}, torch::kLong);
     } catch (const std::exception& e) {
       return Status::Internal("building the token tensor failed: " + TorchMessage(e));
     }

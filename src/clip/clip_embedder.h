@@ -54,8 +54,8 @@ class ClipEmbedder : public Embedder {
  public:
   // Loads the model on the CPU, puts it in eval mode, loads the tokenizer vocabulary
   // (ClipTokenizer::Load) and probes the model: encode_text on one sequence (the empty
-  // text: start and end tokens) gives dim(), encode_image on one zero image must give the
-  // same D. Errors, each naming the file:
+  // text: start and end tokens) gives dim(), encode_image on one mid-grey image (through
+  // ClipPreprocess) must give the same D. Errors, each naming the file:
   //   NotFound: model or vocabulary file missing; InvalidArgument: a directory, bad
   //   options, a module without encode_text or encode_image, a probe output that is not a
   //   [1, D] floating tensor (D >= 1) or whose D differs between text and image, or that is
