@@ -23,6 +23,9 @@
 #include "eval/replay.h"
 #include "eval/simulate.h"
 #include "eval/table.h"
+#ifdef DYNSPEC_HAVE_TORCH
+#include "clip/clip_embedder.h"
+#endif
 #include "media/image_embedder.h"
 #include "media/video_embedder.h"
 #include "server/http_server.h"
@@ -212,6 +215,8 @@ int RunReplayCommand(const CLI::App* cmd, const ReplayFlags& f) {
 struct DataDirFlags {
   std::string data_dir;
   int sync_every_ms = 0;
+  std::string clip_model;  // a TorchScript CLIP: the engine's embedder (text and images)
+  std::string clip_vocab = dynspec::kClipVocabDefaultPath;
   std::map<std::string, std::string> engine;
 };
 
@@ -221,6 +226,10 @@ void AddDataDirFlags(CLI::App* cmd, DataDirFlags* f) {
                   "0: sync every write; >0: group commit window (see docs/storage.md)")
       ->capture_default_str()
       ->check(CLI::Range(0, 60000));
+  cmd->add_option("--clip-model", f->clip_model,
+                  "TorchScript CLIP model with encode_text/encode_image (docs/embedding.md): "
+                  "embeds text and images instead of the built-in embedders");
+  cmd->add_option("--clip-vocab", f->clip_vocab, "CLIP BPE vocabulary")->capture_default_str();
   AddEngineFlags(cmd, &f->engine);
 }
 
@@ -258,6 +267,34 @@ Status ApplyStoredLayout(const std::string& dir, EngineOptions* options) {
   return Status::Ok();
 }
 
+// The engine's embedder for --clip-model (null: the built-in hashing embedder).
+dynspec::Result<std::unique_ptr<dynspec::Embedder>> ClipTextEmbedder(const DataDirFlags& f) {
+  if (f.clip_model.empty()) return std::unique_ptr<dynspec::Embedder>();
+#ifdef DYNSPEC_HAVE_TORCH
+  DYNSPEC_ASSIGN_OR_RETURN(auto clip, dynspec::ClipEmbedder::Load(f.clip_model, f.clip_vocab));
+  return std::unique_ptr<dynspec::Embedder>(std::move(clip));
+#else
+  return Status::FailedPrecondition(
+      "--clip-model: this build has no libtorch (install libtorch-dev and rebuild)");
+#endif
+}
+
+// An image's vector: CLIP's image encoder with --clip-model (the same space as the text),
+// else the built-in image embedder at the engine's dimension.
+dynspec::Result<std::vector<float>> EmbedImageFor(const DataDirFlags& f, int dim,
+                                                  const std::string& path) {
+#ifdef DYNSPEC_HAVE_TORCH
+  if (!f.clip_model.empty()) {
+    DYNSPEC_ASSIGN_OR_RETURN(auto clip, dynspec::ClipEmbedder::Load(f.clip_model, f.clip_vocab));
+    return clip->EmbedImageFile(path);
+  }
+#endif
+  dynspec::ImageEmbedOptions image_options;
+  image_options.dim = dim;
+  DYNSPEC_ASSIGN_OR_RETURN(auto embedder, dynspec::ImageEmbedder::Create(image_options));
+  return embedder->EmbedImageFile(path);
+}
+
 dynspec::Result<std::unique_ptr<dynspec::Engine>> OpenEngineAt(const CLI::App* cmd,
                                                                const DataDirFlags& f) {
   EngineOptions options;
@@ -270,7 +307,8 @@ dynspec::Result<std::unique_ptr<dynspec::Engine>> OpenEngineAt(const CLI::App* c
   so.sync_every_ms = f.sync_every_ms;
   DYNSPEC_ASSIGN_OR_RETURN(std::unique_ptr<dynspec::Store> store,
                            dynspec::OpenDurableStore(f.data_dir, so));
-  return dynspec::Engine::Open(options, std::move(store));
+  DYNSPEC_ASSIGN_OR_RETURN(std::unique_ptr<dynspec::Embedder> embedder, ClipTextEmbedder(f));
+  return dynspec::Engine::Open(options, std::move(store), std::move(embedder));
 }
 
 std::string SourceName(dynspec::Contribution::Source s) {
@@ -727,9 +765,7 @@ int main(int argc, char** argv) {
     dynspec::ImageEmbedOptions image_options;
     image_options.dim = (*engine)->embedding_dim();
     if (!ingest_image.empty()) {
-      auto embedder = dynspec::ImageEmbedder::Create(image_options);
-      if (!embedder.ok()) return Fail(embedder.status());
-      auto v = (*embedder)->EmbedImageFile(ingest_image);
+      auto v = EmbedImageFor(ingest_flags, (*engine)->embedding_dim(), ingest_image);
       if (!v.ok()) return Fail(v.status().WithContext("--image"));
       ingest_item.content.vector = std::move(v).value();
     } else if (!ingest_video.empty()) {
