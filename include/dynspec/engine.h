@@ -96,8 +96,10 @@ class Engine {
   virtual std::vector<ProviderPerformance> Performance() const = 0;
 
   // Writes a consistent copy of the engine's durable state into `dir` (which must not
-  // exist) while the engine keeps serving; Engine::Open over that copy restores it.
-  // FailedPrecondition for a memory store.
+  // exist) while the engine keeps serving; Engine::Open over that copy restores it. With
+  // partition snapshots configured, also writes every partition's snapshot into
+  // `dir`/partitions (where the dynspec command keeps them), so the copy opens without
+  // rebuilding its indexes. FailedPrecondition for a memory store.
   virtual Status Backup(const std::string& dir) = 0;
 
   // Writes every partition's snapshot (cluster-<id>.part) into

@@ -864,7 +864,24 @@ class EngineImpl final : public Engine {
     return Status::Ok();
   }
 
-  Status Backup(const std::string& dir) override { return store_->Backup(dir); }
+  Status Backup(const std::string& dir) override {
+    DYNSPEC_RETURN_IF_ERROR(store_->Backup(dir));
+    if (options_.partition_snapshot_dir.empty()) return Status::Ok();
+    // The indexes too, so that opening the copy need not rebuild them. Written after the
+    // checkpoint, they may hold items committed after it; Open reconciles a snapshot with the
+    // store it is opened with, as after a crash.
+    const std::filesystem::path parts = std::filesystem::path(dir) / "partitions";
+    std::error_code ec;
+    std::filesystem::create_directories(parts, ec);
+    if (ec) return Status::IoError("creating " + parts.string() + ": " + ec.message());
+    std::shared_lock lock(catalog_mu_);
+    for (const auto& [id, cs] : clusters_) {
+      const std::string path = (parts / ("cluster-" + std::to_string(id) + ".part")).string();
+      DYNSPEC_RETURN_IF_ERROR(cs->partition->Save(path).WithContext(
+          "backing up the index of cluster " + std::to_string(id)));
+    }
+    return Status::Ok();
+  }
 
   Result<ReclusterReport> Recluster() override {
     std::lock_guard run(recluster_mu_);
