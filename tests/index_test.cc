@@ -22,24 +22,14 @@
 #include <vector>
 
 #include "index/partition.h"
+#include "test_util.h"
 
 namespace dynspec {
 namespace {
 
 using Vec = std::vector<float>;
 
-Vec RandomUnit(int dim, std::mt19937_64& rng) {
-  std::normal_distribution<float> normal;
-  Vec v(static_cast<size_t>(dim));
-  double norm = 0;
-  for (float& x : v) {
-    x = normal(rng);
-    norm += static_cast<double>(x) * x;
-  }
-  norm = std::sqrt(norm);
-  for (float& x : v) x = static_cast<float>(x / norm);
-  return v;
-}
+using testing_util::RandomUnit;
 
 double Dot(std::span<const float> a, std::span<const float> b) {
   double s = 0;

@@ -4,10 +4,27 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
+#include <random>
 #include <string>
+#include <vector>
 
 namespace dynspec::testing_util {
+
+// A random direction in `dim` dimensions (Gaussian, L2-normalized).
+inline std::vector<float> RandomUnit(int dim, std::mt19937_64& rng) {
+  std::normal_distribution<float> normal;
+  std::vector<float> v(static_cast<size_t>(dim));
+  double norm = 0;
+  for (float& x : v) {
+    x = normal(rng);
+    norm += static_cast<double>(x) * x;
+  }
+  norm = std::sqrt(norm);
+  for (float& x : v) x = static_cast<float>(x / norm);
+  return v;
+}
 
 // A fresh, empty directory per test (named after the test and the process), removed at the
 // end of the test.

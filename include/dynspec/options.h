@@ -45,7 +45,16 @@ struct EmbedOptions {
   uint64_t seed = 0x9E3779B97F4A7C15ULL;  // changes every hash: vectors are not comparable
 };
 
+// How partitions hold item vectors.
+enum class VectorStorage {
+  kFloat32,
+  // IEEE binary16: half the bytes per vector; each similarity is off by about 1e-3 (unit
+  // vectors). docs/performance.md measures the effect on recall and log-loss.
+  kFloat16,
+};
+
 struct IndexOptions {
+  VectorStorage vector_storage = VectorStorage::kFloat32;
   int hnsw_m = 16;
   int hnsw_ef_construction = 200;
   int hnsw_ef_search = 64;

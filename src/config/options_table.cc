@@ -133,6 +133,20 @@ std::vector<OptionEntry> BuildTable() {
                  DYNSPEC_ASSIGN_OR_RETURN(o.model.heads, ParseHeads(text));
                  return Status::Ok();
                }});
+  t.push_back({"index.vector_storage", "float32 or float16 (half the index memory)",
+               [](const EngineOptions& o) {
+                 return std::string(o.index.vector_storage == VectorStorage::kFloat16 ? "float16"
+                                                                                      : "float32");
+               },
+               [](EngineOptions& o, const std::string& text) {
+                 if (text == "float32")
+                   o.index.vector_storage = VectorStorage::kFloat32;
+                 else if (text == "float16")
+                   o.index.vector_storage = VectorStorage::kFloat16;
+                 else
+                   return ParseError("index.vector_storage", text, "float32 or float16");
+                 return Status::Ok();
+               }});
   t.push_back({"recluster.linkage", "single, complete or average",
                [](const EngineOptions& o) {
                  switch (o.recluster.linkage) {

@@ -339,9 +339,7 @@ class EngineImpl final : public Engine {
         *changed = true;
         continue;
       }
-      DYNSPEC_ASSIGN_OR_RETURN(std::vector<float> v, p.GetVector(item->label));
-      if (v.size() != item->embedding.size() ||
-          std::memcmp(v.data(), item->embedding.data(), v.size() * sizeof(float)) != 0) {
+      if (!p.HasVector(item->label, item->embedding)) {
         DYNSPEC_RETURN_IF_ERROR(p.Update(item->label, item->embedding));
         *changed = true;
       }

@@ -1,16 +1,22 @@
-// Partition implementation: a flat array of vectors, plus an hnswlib graph for large partitions.
+// Partition implementation: a flat array of vectors for small partitions, an hnswlib graph
+// for large ones.
 //
-// Storage. Every live vector is kept in one contiguous float array (slot-major, swap-remove
-// on delete) with a label -> slot map. The flat array is the source of truth: it serves the
-// exact scan, and the HNSW graph is (re)built from it.
+// Storage. In exact mode every live vector is kept in one contiguous array (slot-major,
+// swap-remove on delete) with a label -> slot map. In graph mode the vectors live only in the
+// graph's element blocks (hnswlib copies every vector into its level-0 block anyway) and the
+// flat array is released: keeping both would double the index's largest cost (1 GB per
+// million D=256 float vectors). Vectors are stored as float32, or as IEEE binary16 with
+// IndexOptions::vector_storage = kFloat16 (queries are converted the same way, so both sides
+// of every inner product have the stored precision).
 //
 // Modes. While size() <= exact_search_max_items a search is a flat scan; when an Add takes
-// the partition past that, an hnswlib::HierarchicalNSW<float> over hnswlib::InnerProductSpace
-// is built from the flat array and kept in step with every later write. If removals shrink
-// the partition to exact_search_max_items / 2 or less, the graph is dropped and searches are
-// exact again (the factor 2 keeps a partition near the threshold from rebuilding on every
-// add/remove pair). The flat array is kept in both modes: it is the source of truth for
-// builds and for the fallback after a failed graph write.
+// the partition past that, an hnswlib::HierarchicalNSW<float> over DotSpace (this project's
+// kernels, dot_kernel.h) is built from the flat array and kept in step with every later
+// write. If removals shrink the partition to exact_search_max_items / 2 or less, the vectors
+// are copied back out of the graph, the graph is dropped and searches are exact again (the
+// factor 2 keeps a partition near the threshold from rebuilding on every add/remove pair).
+// After a failed graph write (an hnswlib exception) the partition leaves graph mode the same
+// way, with the vectors it held before the write.
 //
 // Why exact below the threshold: at that size a scan is as fast as a graph walk, has recall 1
 // and needs no graph build. Measured on this project's dev VM (2 cores, g++ 12 -O2, SSE only,
@@ -26,8 +32,10 @@
 // item (0.8-0.9 s for 2048 items), paid when the threshold is crossed.
 //
 // hnswlib 0.6.2 notes (read from /usr/include/hnswlib/hnswalg.h):
-// - Similarity: InnerProductSpace distance is 1 - dot, so similarity = 1 - distance. The exact
-//   scan uses the same SIMD distance function, so both modes report the same values.
+// - Similarity: DotSpace distance is 1 - dot, so similarity = 1 - distance. The exact scan
+//   uses the same distance function, so both modes report the same values. (hnswlib's own
+//   InnerProductSpace picks SSE at compile time; DotSpace picks AVX2+FMA at run time where the
+//   CPU has it: about twice as fast per distance on the dev VM, see docs/performance.md.)
 // - Remove is markDelete. searchKnn skips marked elements when it collects results
 //   (searchBaseLayerST<has_deletions=true> keeps walking until it holds max(ef, k) live ones),
 //   so asking for k returns up to k live labels.
@@ -39,19 +47,20 @@
 //   replace_deleted does: relabel it in label_lookup_ and in the element's label field, unmark
 //   it, updatePoint. Graph memory is bounded by the peak live size. See kUpdateNeighbourShare
 //   for what an update costs.
-// - Capacity grows by doubling with resizeIndex (writers hold the lock exclusively).
+// - Capacity grows by 1.25x with resizeIndex (writers hold the lock exclusively).
 // - searchKnn is const and safe for concurrent readers while no writer runs (it takes only the
 //   visited-list pool's mutex); ef is a member, so it is set once when the graph is built,
 //   never per query.
 // - hnswlib throws std::exception (runtime_error, bad_alloc). Every call into it is wrapped;
-//   on an exception the graph may be half-modified, so it is dropped (searches fall back to
-//   the exact scan; the next Add past the threshold rebuilds it), the flat array is restored
-//   to its state before the call, and the call returns Internal. Contents never change on a
-//   failed call.
+//   on an exception the graph may be half-modified, so the partition leaves graph mode with
+//   the vectors it held before the call (searches fall back to the exact scan; the next Add
+//   past the threshold rebuilds the graph) and the call returns Internal. Contents never
+//   change on a failed call.
 // - hnswlib.h defines non-inline functions (cpuid, AVXCapable, ...) and global function
 //   pointers, so it must be included by this one translation unit only. With -mavx the
 //   InnerProductSpace constructor rewrites those globals (a race with concurrent searches);
-//   the default x86-64 flags (SSE only) compile that code out.
+//   the default x86-64 flags (SSE only) compile that code out, and partitions do not use
+//   InnerProductSpace (only the RawHnsw baseline does).
 // - Its writers take internal mutexes in an order ThreadSanitizer reports as a potential
 //   deadlock (link_list_locks_[new] -> global in addPoint, global -> link_list_locks_[n] in
 //   searchBaseLayer). Here only one thread at a time can be inside an hnswlib writer (they run
@@ -60,6 +69,7 @@
 
 #include "index/partition.h"
 
+#include "index/dot_kernel.h"
 #include "index/raw_hnsw.h"
 
 // hnswlib 0.6.2's SSE prefetch hints read one link past a full neighbour list (searchBaseLayer,
@@ -103,6 +113,12 @@ using Graph = hnswlib::HierarchicalNSW<float>;
 
 constexpr size_t kMinGraphCapacity = 64;
 
+// Graph capacity after a full graph grows: 1.25x (at least 1024 more). hnswlib allocates whole
+// elements (vector, links, a lock) for its capacity, so doubling would leave up to half of a
+// large partition's memory unused; each growth copies the level-0 block under the exclusive
+// lock, and 1.25x keeps that amortized to four copies of a partition's size.
+size_t GrownCapacity(size_t capacity) { return std::max(capacity + capacity / 4, capacity + 1024); }
+
 // updatePoint's updateNeighborProbability: the share of the element's old neighbours whose
 // own links are recomputed. 1 is what hnswlib's addPoint and 0.7's replace_deleted use. Measured
 // on BIGANN (d = 128, 4000 live, 20000 remove+add pairs, then 2000 updates; 1000 queries):
@@ -141,7 +157,8 @@ Status InternalFrom(const char* op, const std::exception& e) {
 
 // ---- snapshots ------------------------------------------------------------------------------
 //
-// SnapshotFormat (version 1). Host byte order (x86-64: little endian); a file is meant to be
+// SnapshotFormat (version 2; float32 partitions are written as version 1, which is version 2
+// without the vector_storage byte). Host byte order (x86-64: little endian); a file is meant to be
 // read back on the machine that wrote it, like the hnswlib graph it embeds.
 //   char[8]  magic "DYNSPART"
 //   u32      format version (kSnapshotVersion)
@@ -150,8 +167,10 @@ Status InternalFrom(const char* op, const std::exception& e) {
 //   i32      hnsw_m, i32 hnsw_ef_construction, i32 hnsw_ef_search, u64 exact_search_max_items
 //            (the IndexOptions the partition was built with)
 //   u8       has_graph
+//   u8       vector_storage (version 2 only; VectorStorage: 0 float32, 1 float16; version 1
+//            files are float32)
 //   u64[count]        labels, in slot order
-//   f32[count * dim]  vectors, slot-major
+//   f32[count * dim]  vectors, slot-major (f16[count * dim] with float16 storage)
 //   if has_graph (the hnswlib 0.6.2 HierarchicalNSW<float> state, as its saveIndex writes it
 //   but in this file, so one checksum covers everything):
 //     u64 max_elements, cur_element_count, maxM, maxM0, M, ef_construction
@@ -164,7 +183,7 @@ Status InternalFrom(const char* op, const std::exception& e) {
 // every count, size and link against the graph it rebuilds, before anything is handed to
 // hnswlib (whose loadIndex trusts its input).
 constexpr char kSnapshotMagic[8] = {'D', 'Y', 'N', 'S', 'P', 'A', 'R', 'T'};
-constexpr uint32_t kSnapshotVersion = 1;
+constexpr uint32_t kSnapshotVersion = 2;
 constexpr size_t kSnapshotHeaderBytes = 8 + 4 + 4 + 8 + 4 + 4 + 4 + 8 + 1;
 
 // Streams bytes to a FILE and keeps their crc32.
@@ -256,26 +275,57 @@ Status FsyncPath(const std::string& path, bool directory) {
 
 std::atomic<uint64_t> g_snapshot_tmp_counter{0};
 
+// The inner-product space of this project's kernels (dot_kernel.h) for hnswlib: element data is
+// dim floats, or dim binary16 values with VectorStorage::kFloat16, and distance is 1 - dot.
+class DotSpace final : public hnswlib::SpaceInterface<float> {
+ public:
+  DotSpace(size_t dim, bool half) : dim_(dim), half_(half) {}
+  size_t get_data_size() override { return dim_ * (half_ ? sizeof(uint16_t) : sizeof(float)); }
+  hnswlib::DISTFUNC<float> get_dist_func() override { return half_ ? &DistanceF16 : &DistanceF32; }
+  void* get_dist_func_param() override { return &dim_; }
+
+ private:
+  static float DistanceF32(const void* a, const void* b, const void* dim) {
+    return 1.0f - DotF32(static_cast<const float*>(a), static_cast<const float*>(b),
+                         *static_cast<const size_t*>(dim));
+  }
+  static float DistanceF16(const void* a, const void* b, const void* dim) {
+    return 1.0f - DotF16(static_cast<const uint16_t*>(a), static_cast<const uint16_t*>(b),
+                         *static_cast<const size_t*>(dim));
+  }
+  size_t dim_;
+  bool half_;
+};
+
+// The largest magnitude binary16 holds; larger values would become infinite.
+constexpr float kHalfMax = 65504.0f;
+
 class FlatHnswPartition final : public Partition {
  public:
   FlatHnswPartition(int dim, const IndexOptions& options)
       : dim_(dim),
         options_(options),
-        space_(static_cast<size_t>(dim)),
+        half_(options.vector_storage == VectorStorage::kFloat16),
+        space_(static_cast<size_t>(dim), half_),
+        elem_bytes_(space_.get_data_size()),
         dist_(space_.get_dist_func()),
         dist_param_(space_.get_dist_func_param()) {}
 
   Status Add(uint64_t label, std::span<const float> vector) override {
-    DYNSPEC_RETURN_IF_ERROR(CheckVector(vector, dim_, LabelWhat(label)));
+    DYNSPEC_ASSIGN_OR_RETURN(const std::vector<char> stored, Encode(vector, LabelWhat(label)));
     auto lock = WriteLock();
     if (slot_of_.contains(label)) {
       return Status::AlreadyExists("label " + std::to_string(label) + " is already indexed");
     }
     const size_t old_size = slot_labels_.size();
     try {
-      if (graph_) GraphAdd(label, vector);
-      AppendSlot(label, vector);
-      if (!graph_ && slot_labels_.size() > options_.exact_search_max_items) BuildGraph();
+      if (graph_) {
+        GraphAdd(label, stored.data());
+        AppendSlot(label, nullptr);
+      } else {
+        AppendSlot(label, stored.data());
+        if (slot_labels_.size() > options_.exact_search_max_items) BuildGraph();
+      }
       return Status::Ok();
     } catch (const std::exception& e) {
       Rollback(old_size, label);
@@ -287,23 +337,28 @@ class FlatHnswPartition final : public Partition {
   }
 
   Status Update(uint64_t label, std::span<const float> vector) override {
-    DYNSPEC_RETURN_IF_ERROR(CheckVector(vector, dim_, LabelWhat(label)));
+    DYNSPEC_ASSIGN_OR_RETURN(const std::vector<char> stored, Encode(vector, LabelWhat(label)));
     auto lock = WriteLock();
     auto it = slot_of_.find(label);
     if (it == slot_of_.end()) {
       return Status::NotFound("label " + std::to_string(label) + " is not indexed");
     }
+    if (!graph_) {
+      std::memcpy(FlatData(it->second), stored.data(), elem_bytes_);
+      return Status::Ok();
+    }
+    const char* current = StoredData(it->second);
+    const std::vector<char> old(current, current + elem_bytes_);
     try {
-      if (graph_) GraphUpdate(graph_->label_lookup_.at(label), vector);
+      GraphUpdate(graph_->label_lookup_.at(label), stored.data());
+      return Status::Ok();
     } catch (const std::exception& e) {
-      DropGraph();
+      LeaveGraphMode(it->second, old.data());
       return InternalFrom("update", e);
     } catch (...) {
-      DropGraph();
+      LeaveGraphMode(it->second, old.data());
       return Status::Internal("index update: unknown exception");
     }
-    std::memcpy(SlotData(it->second), vector.data(), vector.size() * sizeof(float));
-    return Status::Ok();
   }
 
   Status Remove(uint64_t label) override {
@@ -315,15 +370,17 @@ class FlatHnswPartition final : public Partition {
     try {
       if (graph_) GraphRemove(label);
     } catch (const std::exception& e) {
-      DropGraph();
+      LeaveGraphMode(kNoSlot, nullptr);
       return InternalFrom("remove", e);
     } catch (...) {
-      DropGraph();
+      LeaveGraphMode(kNoSlot, nullptr);
       return Status::Internal("index remove: unknown exception");
     }
     RemoveSlot(it);
     // A partition that has shrunk well below the threshold is cheaper and exact as a flat scan.
-    if (graph_ && slot_labels_.size() <= options_.exact_search_max_items / 2) DropGraph();
+    if (graph_ && slot_labels_.size() <= options_.exact_search_max_items / 2) {
+      LeaveGraphMode(kNoSlot, nullptr);
+    }
     return Status::Ok();
   }
 
@@ -333,13 +390,13 @@ class FlatHnswPartition final : public Partition {
   }
 
   Result<std::vector<Neighbour>> Search(std::span<const float> query, size_t k) const override {
-    DYNSPEC_RETURN_IF_ERROR(CheckVector(query, dim_, "query"));
+    DYNSPEC_ASSIGN_OR_RETURN(const std::vector<char> stored, Encode(query, "query"));
     auto lock = ReadLock();
     try {
       const size_t n = slot_labels_.size();
       k = std::min(k, n);
       if (k == 0) return std::vector<Neighbour>{};
-      return graph_ ? GraphSearch(query, k) : ExactSearch(query, k);
+      return graph_ ? GraphSearch(stored.data(), k) : ExactSearch(stored.data(), k);
     } catch (const std::exception& e) {
       return InternalFrom("search", e);
     } catch (...) {
@@ -365,8 +422,47 @@ class FlatHnswPartition final : public Partition {
     if (it == slot_of_.end()) {
       return Status::NotFound("label " + std::to_string(label) + " is not indexed");
     }
-    const float* p = SlotData(it->second);
-    return std::vector<float>(p, p + dim_);
+    try {
+      return Decode(StoredData(it->second));
+    } catch (const std::exception& e) {
+      return InternalFrom("get vector", e);
+    }
+  }
+
+  bool HasVector(uint64_t label, std::span<const float> vector) const override {
+    auto stored = Encode(vector, "vector");
+    if (!stored.ok()) return false;
+    auto lock = ReadLock();
+    auto it = slot_of_.find(label);
+    if (it == slot_of_.end()) return false;
+    try {
+      return std::memcmp(StoredData(it->second), stored->data(), elem_bytes_) == 0;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+
+  size_t MemoryBytes() const override {
+    auto lock = ReadLock();
+    // Containers' own bookkeeping: unordered_map nodes (key, value, next pointer, cached hash)
+    // and bucket arrays, estimated; the vectors and the graph's blocks are exact.
+    constexpr size_t kMapEntryBytes = 48;
+    size_t bytes = flat_.capacity() + slot_labels_.capacity() * sizeof(uint64_t) +
+                   slot_of_.size() * kMapEntryBytes + slot_of_.bucket_count() * sizeof(void*);
+    if (graph_) {
+      const Graph& g = *graph_;
+      bytes += g.max_elements_ *
+               (g.size_data_per_element_ + sizeof(int) + sizeof(void*) + sizeof(std::mutex));
+      for (size_t i = 0; i < g.cur_element_count; ++i) {
+        if (g.element_levels_[i] > 0) {
+          bytes += g.size_links_per_element_ * static_cast<size_t>(g.element_levels_[i]);
+        }
+      }
+      bytes += g.label_lookup_.size() * kMapEntryBytes +
+               g.label_lookup_.bucket_count() * sizeof(void*) +
+               graph_removed_.size() * kMapEntryBytes;
+    }
+    return bytes;
   }
 
   Status Save(const std::string& path) const override {
@@ -378,8 +474,13 @@ class FlatHnswPartition final : public Partition {
     {
       auto lock = ReadLock();
       SnapshotWriter w(f);
-      WriteSnapshot(w);
-      ok = w.ok();
+      try {
+        WriteSnapshot(w);
+        ok = w.ok();
+      } catch (const std::exception&) {
+        ok = false;
+        errno = EIO;
+      }
     }
     ok = ok && std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
     const int saved = errno;
@@ -400,35 +501,38 @@ class FlatHnswPartition final : public Partition {
     return FsyncPath(dir, true);
   }
 
-  // Restores the state a snapshot describes (the reader stands after the header fields up to
-  // has_graph, which the caller read and checked). Used on a fresh partition only.
+  // Restores the state a snapshot describes (the reader stands after the header fields, which
+  // the caller read and checked). Used on a fresh partition only.
   Status ReadSnapshot(SnapshotReader& r, uint64_t count, bool has_graph) {
     const char* labels_p = nullptr;
     const char* vectors_p = nullptr;
     DYNSPEC_RETURN_IF_ERROR(r.Span(count, sizeof(uint64_t), &labels_p, "labels"));
-    DYNSPEC_RETURN_IF_ERROR(
-        r.Span(count, static_cast<size_t>(dim_) * sizeof(float), &vectors_p, "vectors"));
+    DYNSPEC_RETURN_IF_ERROR(r.Span(count, elem_bytes_, &vectors_p, "vectors"));
     slot_labels_.resize(count);
     std::memcpy(slot_labels_.data(), labels_p, count * sizeof(uint64_t));
-    vectors_.resize(count * static_cast<size_t>(dim_));
-    std::memcpy(vectors_.data(), vectors_p, vectors_.size() * sizeof(float));
+    flat_.assign(vectors_p, vectors_p + count * elem_bytes_);
     slot_of_.reserve(count);
     for (size_t i = 0; i < count; ++i) {
       if (!slot_of_.emplace(slot_labels_[i], i).second) {
         return r.Corrupt("label " + std::to_string(slot_labels_[i]) + " appears twice");
       }
-      for (int d = 0; d < dim_; ++d) {
-        if (!std::isfinite(SlotData(i)[d])) {
+      for (float x : Decode(FlatData(i))) {
+        if (!std::isfinite(x)) {
           return r.Corrupt("vector of label " + std::to_string(slot_labels_[i]) +
                            " has a non-finite value");
         }
       }
     }
-    if (has_graph) DYNSPEC_RETURN_IF_ERROR(ReadGraph(r));
+    if (has_graph) {
+      DYNSPEC_RETURN_IF_ERROR(ReadGraph(r));
+      std::vector<char>().swap(flat_);  // the graph holds the vectors from here on
+    }
     return Status::Ok();
   }
 
  private:
+  static constexpr size_t kNoSlot = std::numeric_limits<size_t>::max();
+
   // std::shared_mutex is a pthread rwlock, which on glibc prefers readers: under a steady
   // search load a writer could wait forever (measured: without the gate, the concurrency test
   // in tests/index_test.cc, 3 readers and 1 writer on 2 cores, took 123 s instead of 0.7 s). A
@@ -443,32 +547,101 @@ class FlatHnswPartition final : public Partition {
     return std::unique_lock(mu_);
   }
 
-  float* SlotData(size_t slot) { return vectors_.data() + slot * static_cast<size_t>(dim_); }
-  const float* SlotData(size_t slot) const {
-    return vectors_.data() + slot * static_cast<size_t>(dim_);
-  }
+  // --- stored form ----------------------------------------------------------------------
 
-  float Similarity(const float* a, const float* b) const { return 1.0f - dist_(a, b, dist_param_); }
-
-  // --- flat storage -------------------------------------------------------------------
-
-  void AppendSlot(uint64_t label, std::span<const float> vector) {
-    const size_t slot = slot_labels_.size();
-    slot_of_.emplace(label, slot);
-    slot_labels_.push_back(label);
-    vectors_.insert(vectors_.end(), vector.begin(), vector.end());
-  }
-
-  // Undoes a partly done Add: the flat array goes back to `old_size` slots and the graph,
-  // which may hold the label or be half-modified, is dropped. No-throw.
-  void Rollback(size_t old_size, uint64_t label) noexcept {
-    if (graph_) DropGraph();
-    if (slot_labels_.size() > old_size) slot_labels_.resize(old_size);
-    if (vectors_.size() > old_size * static_cast<size_t>(dim_)) {
-      vectors_.resize(old_size * static_cast<size_t>(dim_));
+  // Checks a vector and converts it to the stored form (floats, or binary16).
+  Result<std::vector<char>> Encode(std::span<const float> v, const std::string& what) const {
+    DYNSPEC_RETURN_IF_ERROR(CheckVector(v, dim_, what));
+    std::vector<char> out(elem_bytes_);
+    if (!half_) {
+      std::memcpy(out.data(), v.data(), elem_bytes_);
+      return out;
     }
-    auto it = slot_of_.find(label);
-    if (it != slot_of_.end() && it->second >= old_size) slot_of_.erase(it);
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (std::fabs(v[i]) > kHalfMax) {
+        return Status::InvalidArgument(what + " has a value at index " + std::to_string(i) +
+                                       " beyond the float16 range (index.vector_storage)");
+      }
+    }
+    FloatsToHalves(v, reinterpret_cast<uint16_t*>(out.data()));
+    return out;
+  }
+
+  std::vector<float> Decode(const char* stored) const {
+    std::vector<float> v(static_cast<size_t>(dim_));
+    if (half_) {
+      HalvesToFloats(reinterpret_cast<const uint16_t*>(stored), v);
+    } else {
+      std::memcpy(v.data(), stored, elem_bytes_);
+    }
+    return v;
+  }
+
+  float Similarity(const char* a, const char* b) const { return 1.0f - dist_(a, b, dist_param_); }
+
+  // --- where vectors live -----------------------------------------------------------------
+  //
+  // Exact mode keeps every vector in flat_ (slot-major). Graph mode keeps them only in the
+  // hnswlib graph's element blocks (which hold a copy anyway) and flat_ is empty: at a million
+  // items a second copy would cost as much memory as the vectors themselves. Leaving graph
+  // mode copies them back out (LeaveGraphMode).
+
+  char* FlatData(size_t slot) { return flat_.data() + slot * elem_bytes_; }
+  const char* FlatData(size_t slot) const { return flat_.data() + slot * elem_bytes_; }
+
+  // The stored vector of a slot in either mode. Graph mode may throw (label lookup).
+  const char* StoredData(size_t slot) const {
+    if (!graph_) return FlatData(slot);
+    return graph_->getDataByInternalId(graph_->label_lookup_.at(slot_labels_[slot]));
+  }
+
+  // `stored` is copied into flat_ in exact mode; in graph mode it is null (the graph has it).
+  void AppendSlot(uint64_t label, const char* stored) {
+    const size_t slot = slot_labels_.size();
+    slot_labels_.push_back(label);
+    try {
+      slot_of_.emplace(label, slot);
+      if (stored != nullptr) flat_.insert(flat_.end(), stored, stored + elem_bytes_);
+    } catch (...) {
+      slot_of_.erase(label);
+      slot_labels_.pop_back();
+      throw;
+    }
+  }
+
+  // Undoes a partly done Add: the partition goes back to its `old_size` slots. In graph mode
+  // the graph may hold the label or be half-modified, so the partition leaves graph mode with
+  // the vectors of the old slots (their graph elements are untouched by a failed insert).
+  // No-throw.
+  void Rollback(size_t old_size, uint64_t label) noexcept {
+    if (auto it = slot_of_.find(label); it != slot_of_.end() && it->second >= old_size) {
+      slot_of_.erase(it);
+    }
+    if (slot_labels_.size() > old_size) slot_labels_.resize(old_size);
+    if (graph_) {
+      LeaveGraphMode(kNoSlot, nullptr);
+    } else if (flat_.size() > old_size * elem_bytes_) {
+      flat_.resize(old_size * elem_bytes_);
+    }
+  }
+
+  // Copies every slot's vector out of the graph into flat_ (`replacement`, when given, stands
+  // for slot `replaced`'s) and drops the graph: searches are exact from then on. No-throw: if
+  // there is not even memory for the copy, the graph stays (it still holds every slot's
+  // vector; GraphSearch filters labels the partition no longer holds).
+  void LeaveGraphMode(size_t replaced, const char* replacement) noexcept {
+    if (!graph_) return;
+    try {
+      std::vector<char> flat(slot_labels_.size() * elem_bytes_);
+      for (size_t slot = 0; slot < slot_labels_.size(); ++slot) {
+        const char* src = slot == replaced ? replacement : StoredData(slot);
+        std::memcpy(flat.data() + slot * elem_bytes_, src, elem_bytes_);
+      }
+      flat_.swap(flat);
+    } catch (...) {
+      return;
+    }
+    DropGraph();
   }
 
   // Swap-remove: the last slot moves into the freed one. No-throw.
@@ -477,20 +650,20 @@ class FlatHnswPartition final : public Partition {
     const size_t last = slot_labels_.size() - 1;
     if (slot != last) {
       const uint64_t moved = slot_labels_[last];
-      std::memcpy(SlotData(slot), SlotData(last), static_cast<size_t>(dim_) * sizeof(float));
+      if (!graph_) std::memcpy(FlatData(slot), FlatData(last), elem_bytes_);
       slot_labels_[slot] = moved;
       slot_of_.find(moved)->second = slot;
     }
     slot_of_.erase(it);
     slot_labels_.pop_back();
-    vectors_.resize(last * static_cast<size_t>(dim_));
+    if (!graph_) flat_.resize(last * elem_bytes_);
   }
 
-  std::vector<Neighbour> ExactSearch(std::span<const float> query, size_t k) const {
+  std::vector<Neighbour> ExactSearch(const char* query, size_t k) const {
     const size_t n = slot_labels_.size();
     std::vector<Neighbour> all(n);
     for (size_t i = 0; i < n; ++i) {
-      all[i] = Neighbour{slot_labels_[i], Similarity(query.data(), SlotData(i))};
+      all[i] = Neighbour{slot_labels_[i], Similarity(query, FlatData(i))};
     }
     std::partial_sort(all.begin(), all.begin() + static_cast<ptrdiff_t>(k), all.end(), Better);
     all.resize(k);
@@ -499,17 +672,19 @@ class FlatHnswPartition final : public Partition {
 
   // --- graph ----------------------------------------------------------------------------
 
-  // Builds a graph over every live vector and installs it; on an exception nothing changes.
+  // Builds a graph over every live vector and installs it, then releases flat_; on an
+  // exception nothing changes.
   void BuildGraph() {
     const size_t n = slot_labels_.size();
     const size_t m = static_cast<size_t>(std::clamp(options_.hnsw_m, 2, 10000));
     const size_t ef_construction = static_cast<size_t>(std::max(options_.hnsw_ef_construction, 1));
-    auto graph =
-        std::make_unique<Graph>(&space_, std::max(kMinGraphCapacity, 2 * n), m, ef_construction);
+    auto graph = std::make_unique<Graph>(&space_, std::max(kMinGraphCapacity, GrownCapacity(n)), m,
+                                         ef_construction);
     graph->setEf(static_cast<size_t>(std::max(options_.hnsw_ef_search, 1)));
-    for (size_t i = 0; i < n; ++i) graph->addPoint(SlotData(i), slot_labels_[i]);
+    for (size_t i = 0; i < n; ++i) graph->addPoint(FlatData(i), slot_labels_[i]);
     graph_ = std::move(graph);
     graph_removed_.clear();
+    std::vector<char>().swap(flat_);
   }
 
   void DropGraph() noexcept {
@@ -518,13 +693,13 @@ class FlatHnswPartition final : public Partition {
   }
 
   // Adds a label the partition does not hold to the graph.
-  void GraphAdd(uint64_t label, std::span<const float> vector) {
+  void GraphAdd(uint64_t label, const char* stored) {
     if (auto it = graph_removed_.find(label); it != graph_removed_.end()) {
       // Re-adding a removed label: unmark its element and give it the new vector.
       const hnswlib::tableint id = it->second;
       graph_->unmarkDeletedInternal(id);
       graph_removed_.erase(it);
-      GraphUpdate(id, vector);
+      GraphUpdate(id, stored);
       return;
     }
     if (!graph_removed_.empty()) {
@@ -537,18 +712,18 @@ class FlatHnswPartition final : public Partition {
       graph_->setExternalLabel(id, label);
       graph_removed_.erase(it);
       graph_->unmarkDeletedInternal(id);
-      GraphUpdate(id, vector);
+      GraphUpdate(id, stored);
       return;
     }
     if (graph_->cur_element_count >= graph_->max_elements_) {
-      graph_->resizeIndex(2 * graph_->max_elements_);
+      graph_->resizeIndex(GrownCapacity(graph_->max_elements_));
     }
-    graph_->addPoint(vector.data(), label);
+    graph_->addPoint(stored, label);
   }
 
   // Gives graph element `id` a new vector and relinks it (Update, re-add, reused element).
-  void GraphUpdate(hnswlib::tableint id, std::span<const float> vector) {
-    graph_->updatePoint(vector.data(), id, kUpdateNeighbourShare);
+  void GraphUpdate(hnswlib::tableint id, const char* stored) {
+    graph_->updatePoint(stored, id, kUpdateNeighbourShare);
   }
 
   void GraphRemove(uint64_t label) {
@@ -565,12 +740,16 @@ class FlatHnswPartition final : public Partition {
     }
   }
 
-  std::vector<Neighbour> GraphSearch(std::span<const float> query, size_t k) const {
-    auto heap = graph_->searchKnn(query.data(), k);  // max-heap on distance
+  std::vector<Neighbour> GraphSearch(const char* query, size_t k) const {
+    auto heap = graph_->searchKnn(query, k);  // max-heap on distance
     std::vector<Neighbour> out;
     out.reserve(heap.size());
     while (!heap.empty()) {
-      out.push_back(Neighbour{heap.top().second, 1.0f - heap.top().first});
+      // Only after a failed write that found no memory to leave graph mode can the graph hold
+      // a label the partition does not (see LeaveGraphMode).
+      if (slot_of_.contains(heap.top().second)) {
+        out.push_back(Neighbour{heap.top().second, 1.0f - heap.top().first});
+      }
       heap.pop();
     }
     std::sort(out.begin(), out.end(), Better);
@@ -582,7 +761,8 @@ class FlatHnswPartition final : public Partition {
   // Requires the lock (shared is enough).
   void WriteSnapshot(SnapshotWriter& w) const {
     w.Bytes(kSnapshotMagic, sizeof(kSnapshotMagic));
-    w.Pod(kSnapshotVersion);
+    // Float32 partitions keep writing version 1, which older builds read; float16 needs 2.
+    w.Pod(half_ ? kSnapshotVersion : uint32_t{1});
     w.Pod(static_cast<uint32_t>(dim_));
     w.Pod(static_cast<uint64_t>(slot_labels_.size()));
     w.Pod(static_cast<int32_t>(options_.hnsw_m));
@@ -590,8 +770,10 @@ class FlatHnswPartition final : public Partition {
     w.Pod(static_cast<int32_t>(options_.hnsw_ef_search));
     w.Pod(static_cast<uint64_t>(options_.exact_search_max_items));
     w.Pod(static_cast<uint8_t>(graph_ ? 1 : 0));
+    if (half_) w.Pod(static_cast<uint8_t>(VectorStorage::kFloat16));
     w.Bytes(slot_labels_.data(), slot_labels_.size() * sizeof(uint64_t));
-    w.Bytes(vectors_.data(), vectors_.size() * sizeof(float));
+    for (size_t slot = 0; slot < slot_labels_.size(); ++slot)
+      w.Bytes(StoredData(slot), elem_bytes_);
     if (graph_) {
       const Graph& g = *graph_;
       w.Pod(static_cast<uint64_t>(g.max_elements_));
@@ -644,7 +826,8 @@ class FlatHnswPartition final : public Partition {
       return r.Corrupt("graph holds " + std::to_string(cur) + " elements for " +
                        std::to_string(live) + " labels");
     }
-    if (max_elements < cur || max_elements > std::max<uint64_t>(kMinGraphCapacity, 4 * cur)) {
+    if (max_elements < cur ||
+        max_elements > std::max<uint64_t>(kMinGraphCapacity, GrownCapacity(4 * cur))) {
       return r.Corrupt("graph capacity " + std::to_string(max_elements) + " does not fit " +
                        std::to_string(cur) + " elements");
     }
@@ -655,8 +838,7 @@ class FlatHnswPartition final : public Partition {
     // hnswlib's element layout for these settings (as its constructor computes it).
     const size_t link0_bytes =
         2 * want_m * sizeof(hnswlib::tableint) + sizeof(hnswlib::linklistsizeint);
-    const size_t expect_sdpe =
-        link0_bytes + static_cast<size_t>(dim_) * sizeof(float) + sizeof(hnswlib::labeltype);
+    const size_t expect_sdpe = link0_bytes + elem_bytes_ + sizeof(hnswlib::labeltype);
     const char* level0 = nullptr;
     DYNSPEC_RETURN_IF_ERROR(r.Span(cur, expect_sdpe, &level0, "graph level 0"));
     // The graph with the same settings: its sizes are what the file must contain.
@@ -734,8 +916,7 @@ class FlatHnswPartition final : public Partition {
         return r.Corrupt("graph holds label " + std::to_string(label) +
                          " that the partition does not");
       }
-      if (std::memcmp(element + g.offsetData_, SlotData(sit->second),
-                      static_cast<size_t>(dim_) * sizeof(float)) != 0) {
+      if (std::memcmp(element + g.offsetData_, FlatData(sit->second), elem_bytes_) != 0) {
         return r.Corrupt("graph and flat vectors of label " + std::to_string(label) + " differ");
       }
       ++live_seen;
@@ -798,14 +979,16 @@ class FlatHnswPartition final : public Partition {
 
   const int dim_;
   const IndexOptions options_;
-  hnswlib::InnerProductSpace space_;  // outlives graph_, which points into it
+  const bool half_;          // vectors stored as binary16
+  DotSpace space_;           // outlives graph_, which points into it
+  const size_t elem_bytes_;  // one stored vector
   hnswlib::DISTFUNC<float> dist_;
   void* dist_param_;
 
   mutable std::mutex gate_;  // see ReadLock/WriteLock
   mutable std::shared_mutex mu_;
-  std::vector<float> vectors_;                    // slot-major, slot_labels_.size() * dim_
-  std::vector<uint64_t> slot_labels_;             // slot -> label
+  std::vector<char> flat_;             // exact mode: slot-major stored vectors; graph mode: empty
+  std::vector<uint64_t> slot_labels_;  // slot -> label
   std::unordered_map<uint64_t, size_t> slot_of_;  // label -> slot
   std::unique_ptr<Graph> graph_;                  // null in exact mode
   // Labels marked deleted in graph_ (and not in the partition) -> their graph element.
@@ -900,6 +1083,19 @@ Result<std::unique_ptr<Partition>> LoadPartition(const std::string& path, int di
         std::to_string(options.exact_search_max_items));
   }
   if (has_graph > 1) return body_reader.Corrupt("bad graph flag");
+  uint8_t storage = static_cast<uint8_t>(VectorStorage::kFloat32);
+  if (version >= 2) {
+    DYNSPEC_RETURN_IF_ERROR(body_reader.Pod(&storage, "vector storage"));
+    if (storage > static_cast<uint8_t>(VectorStorage::kFloat16)) {
+      return body_reader.Corrupt("unknown vector storage " + std::to_string(storage));
+    }
+  }
+  if (storage != static_cast<uint8_t>(options.vector_storage)) {
+    return Status::FailedPrecondition(
+        "partition snapshot " + path + " stores " +
+        (storage == static_cast<uint8_t>(VectorStorage::kFloat16) ? "float16" : "float32") +
+        " vectors; the engine's index.vector_storage differs");
+  }
   if (dim <= 0) return Status::InvalidArgument("a partition needs a positive dimension");
   auto partition = std::make_unique<FlatHnswPartition>(dim, options);
   try {
@@ -914,14 +1110,20 @@ Result<std::unique_ptr<Partition>> LoadPartition(const std::string& path, int di
 }
 
 struct RawHnsw::Impl {
-  Impl(int dim, size_t capacity, int m, int ef_construction)
-      : space(dim), index(&space, capacity, m, ef_construction) {}
-  hnswlib::InnerProductSpace space;
+  Impl(int dim, size_t capacity, int m, int ef_construction, RawHnsw::Kernel kernel)
+      : packaged(static_cast<size_t>(dim)),
+        own(static_cast<size_t>(dim), false),
+        index(kernel == RawHnsw::Kernel::kHnswlib
+                  ? static_cast<hnswlib::SpaceInterface<float>*>(&packaged)
+                  : static_cast<hnswlib::SpaceInterface<float>*>(&own),
+              capacity, static_cast<size_t>(m), static_cast<size_t>(ef_construction)) {}
+  hnswlib::InnerProductSpace packaged;
+  DotSpace own;
   hnswlib::HierarchicalNSW<float> index;
 };
 
-RawHnsw::RawHnsw(int dim, size_t capacity, int m, int ef_construction)
-    : impl_(std::make_unique<Impl>(dim, capacity, m, ef_construction)) {}
+RawHnsw::RawHnsw(int dim, size_t capacity, int m, int ef_construction, Kernel kernel)
+    : impl_(std::make_unique<Impl>(dim, capacity, m, ef_construction, kernel)) {}
 RawHnsw::~RawHnsw() = default;
 void RawHnsw::Add(const float* vector, uint64_t label) { impl_->index.addPoint(vector, label); }
 void RawHnsw::SetEf(int ef) { impl_->index.setEf(ef); }

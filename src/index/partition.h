@@ -1,6 +1,8 @@
 // Partition: the vector index of the items served in one cluster.
 //
-// Vectors are unit length and similarity is the inner product (= cosine). Labels are the
+// Vectors are unit length and similarity is the inner product (= cosine). They are stored as
+// float32, or as binary16 with IndexOptions::vector_storage = kFloat16 (queries too), which
+// halves their memory at about 1e-3 error in each similarity. Labels are the
 // engine's dense item ids. Small partitions are searched exactly by a flat scan; once a
 // partition grows past IndexOptions::exact_search_max_items it builds an HNSW graph
 // (hnswlib) and searches it approximately.
@@ -43,6 +45,13 @@ class Partition {
   virtual std::vector<uint64_t> Labels() const = 0;
   // The stored vector of `label`; NotFound if absent.
   virtual Result<std::vector<float>> GetVector(uint64_t label) const = 0;
+
+  // Whether `label` is held with a vector equal to `vector` in the stored precision (so a
+  // float16 partition matches the float32 vector it was given). False when absent.
+  virtual bool HasVector(uint64_t label, std::span<const float> vector) const = 0;
+  // Bytes this partition holds: its vectors and graph exactly, its hash maps estimated (48
+  // bytes an entry plus the bucket array). For memory reports; takes the shared lock.
+  virtual size_t MemoryBytes() const = 0;
 
   // Writes a snapshot of the whole partition (flat vectors, labels and the HNSW graph when one
   // is built) to `path`, atomically: a temporary file next to it is written, fsynced and

@@ -1,0 +1,433 @@
+// bench_scale: the performance targets at scale, each next to its raw-library baseline
+// measured in the same process and run (these shared machines drift, so ratios are the
+// figures to compare).
+//
+//   bench_scale [--items N] [--dim D] [--k 16] [--queries 2000] [--feedback 200000]
+//               [--ef-construction 200] [--storage float32|float16] [--mixed-seconds 5]
+//               [--dir DIR] [--markdown FILE] [--summary FILE]
+//
+// --markdown writes the targets table; --summary appends one tab-separated line of the
+// figures (header: kSummaryHeader) for scripts/bench.sh's scaling tables.
+//
+// The engine runs on the durable store (RocksDB in DIR, default a new directory under the
+// system temp dir, removed at the end) with group commit every 10 ms, as in production: the
+// in-memory store would keep a second copy of every item record and distort the memory
+// figure.
+// Workload (bench/workload.h): N items from N/100 providers with Zipf-skewed catalog sizes,
+// around 256 topic centres; users in 32 segments whose click probability depends on topic,
+// item and segment. All providers share one cluster, so the partition holds all N items.
+// Phases, all in one thread unless stated:
+//   1. ingest: IngestBatch of the whole catalog with precomputed vectors (items become
+//      predictable; they join the partition on their first feedback);
+//   2. join: one feedback per item (learns, blends the item's first model from its
+//      neighbours, inserts it into the HNSW partition); raw baseline: hnswlib addPoint of
+//      the same vectors with the same settings into an index of its own (dynspec's kernel,
+//      so the ratio isolates the engine's work);
+//   3. memory: resident-set growth over phases 1-2 per item, against the raw bytes of a
+//      vector plus the item's model state;
+//   4. feedback: --feedback events on popularity-drawn items with a user segment;
+//   5. predict: --queries predictions by item id against raw searchKnn(k + 1) on the same
+//      items; recall@k of the engine's neighbours and of the raw index against brute force;
+//      log-loss of the engine's click predictions against the true click probabilities;
+//   6. mixed: 4 predictions to 1 feedback, 1 thread then 2 threads, --mixed-seconds each.
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench_util.h"
+#include "dynspec/engine.h"
+#include "dynspec/store.h"
+#include "index/dot_kernel.h"
+#include "index/raw_hnsw.h"
+#include "workload.h"
+
+namespace {
+
+using dynspec::bench::Clock;
+using dynspec::bench::Percentile;
+using dynspec::bench::Seconds;
+using dynspec::bench::Workload;
+
+struct Flags {
+  dynspec::bench::WorkloadSpec spec;
+  int k = 16;
+  size_t queries = 2000;
+  size_t feedback = 200000;
+  int ef_construction = 200;
+  bool float16 = false;
+  double mixed_seconds = 5;
+  std::string markdown;
+  std::string dir;
+  std::string summary;
+};
+
+constexpr char kSummaryHeader[] =
+    "items\tdim\tstorage\tef_construction\tingest_per_s\tjoin_per_s\traw_add_per_s\t"
+    "feedback_per_s\tpredict_p50_ms\tpredict_p99_ms\traw_p50_ms\traw_p99_ms\t"
+    "bytes_per_item\traw_bytes_per_item\traw_index_bytes_per_item\trecall_engine\t"
+    "recall_raw\tlog_loss\tentropy\tmixed_1_thread\tmixed_2_threads";
+
+[[noreturn]] void Die(const std::string& what) {
+  std::fprintf(stderr, "bench_scale: %s\n", what.c_str());
+  std::exit(1);
+}
+
+template <typename T>
+T Check(dynspec::Result<T> r, const char* what) {
+  if (!r.ok()) Die(std::string(what) + ": " + r.status().ToString());
+  return std::move(r).value();
+}
+void Check(const dynspec::Status& st, const char* what) {
+  if (!st.ok()) Die(std::string(what) + ": " + st.ToString());
+}
+
+Flags Parse(int argc, char** argv) {
+  Flags f;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (i + 1 >= argc) Die("flag " + a + " needs a value");
+    const std::string v = argv[++i];
+    try {
+      if (a == "--items")
+        f.spec.items = std::stoul(v);
+      else if (a == "--dim")
+        f.spec.dim = std::stoi(v);
+      else if (a == "--k")
+        f.k = std::stoi(v);
+      else if (a == "--queries")
+        f.queries = std::stoul(v);
+      else if (a == "--feedback")
+        f.feedback = std::stoul(v);
+      else if (a == "--ef-construction")
+        f.ef_construction = std::stoi(v);
+      else if (a == "--mixed-seconds")
+        f.mixed_seconds = std::stod(v);
+      else if (a == "--markdown")
+        f.markdown = v;
+      else if (a == "--dir")
+        f.dir = v;
+      else if (a == "--summary")
+        f.summary = v;
+      else if (a == "--storage") {
+        if (v != "float32" && v != "float16") Die("--storage is float32 or float16");
+        f.float16 = v == "float16";
+      } else {
+        Die("unknown flag " + a);
+      }
+    } catch (const std::exception&) {
+      Die("bad value for " + a + ": " + v);
+    }
+  }
+  if (f.spec.items < 100 || f.spec.dim < 8 || f.k < 1 || f.queries < 1) Die("sizes too small");
+  return f;
+}
+
+double ResidentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  double pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * static_cast<double>(sysconf(_SC_PAGESIZE));
+}
+
+dynspec::FeedbackEvent ClickEvent(const Workload& w, size_t item, size_t segment,
+                                  std::mt19937_64& rng) {
+  dynspec::FeedbackEvent e;
+  e.item_id = w.item_id(item);
+  e.context.sparse = {{Workload::segment_feature(segment), 1.0f}};
+  const double p = w.ClickProbability(item, segment);
+  e.responses = {{"click", std::uniform_real_distribution<double>(0, 1)(rng) < p ? 1.0 : 0.0}};
+  return e;
+}
+
+// Brute-force top k (by inner product) of `query` over the catalog, excluding `self`.
+std::vector<size_t> ExactTopK(const Workload& w, const std::vector<float>& query, size_t self,
+                              size_t k) {
+  std::vector<std::pair<float, size_t>> best;
+  best.reserve(k + 1);
+  const size_t n = w.size();
+  for (size_t i = 0; i < n; ++i) {
+    if (i == self) continue;
+    const float s = dynspec::DotF32(query.data(), w.vector(i).data(), query.size());
+    if (best.size() < k || s > best.back().first) {
+      best.emplace_back(s, i);
+      std::sort(best.begin(), best.end(), [](auto& a, auto& b) { return a.first > b.first; });
+      if (best.size() > k) best.pop_back();
+    }
+  }
+  std::vector<size_t> out;
+  for (auto& [s, i] : best) out.push_back(i);
+  return out;
+}
+
+struct Row {
+  std::string name, value, baseline, ratio, target, verdict;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Flags flags = Parse(argc, argv);
+  const size_t n = flags.spec.items;
+  const int dim = flags.spec.dim;
+  std::printf("bench_scale: %zu items, D=%d, k=%d, ef_construction %d, %s vectors, kernel %s\n", n,
+              dim, flags.k, flags.ef_construction, flags.float16 ? "float16" : "float32",
+              dynspec::DotKernelName());
+  std::fflush(stdout);
+  auto t0 = Clock::now();
+  const Workload w(flags.spec);
+  std::printf("workload generated in %.1f s (%zu providers)\n", Seconds(t0, Clock::now()),
+              w.spec().providers);
+
+  dynspec::EngineOptions o;
+  o.embed.dim = dim;
+  o.blend.k = flags.k;
+  o.index.hnsw_ef_construction = flags.ef_construction;
+  o.index.vector_storage =
+      flags.float16 ? dynspec::VectorStorage::kFloat16 : dynspec::VectorStorage::kFloat32;
+  // The default heads (click, like, share, dwell_seconds): the workload observes clicks only,
+  // but every item carries the model state of all four, as it would in production.
+  o.recluster.period_seconds = 0;
+  std::string dir = flags.dir;
+  if (dir.empty()) {
+    dir = (std::filesystem::temp_directory_path() /
+           ("dynspec_bench_scale_" + std::to_string(::getpid())))
+              .string();
+  }
+  std::filesystem::remove_all(dir);
+  dynspec::DurableStoreOptions store_options;
+  store_options.sync_every_ms = 10;
+  auto store = Check(dynspec::OpenDurableStore(dir, store_options), "open store");
+  auto engine_owner = Check(dynspec::Engine::Open(o, std::move(store)), "open");
+  dynspec::Engine& engine = *engine_owner;
+  const double rss_start = ResidentBytes();
+
+  // 1. ingest
+  t0 = Clock::now();
+  for (size_t start = 0; start < n; start += 10000) {
+    std::vector<dynspec::ItemInput> batch;
+    for (size_t i = start; i < std::min(n, start + 10000); ++i) {
+      batch.push_back({w.item_id(i), w.provider_id(i), {"", w.vector(i)}});
+    }
+    Check(engine.IngestBatch(batch), "ingest");
+  }
+  const double ingest_rate = n / Seconds(t0, Clock::now());
+  std::printf("ingest: %.0f items/s\n", ingest_rate);
+  std::fflush(stdout);
+
+  // 2. join: first feedback per item, in catalog order.
+  std::mt19937_64 rng(2);
+  t0 = Clock::now();
+  auto progress = t0;
+  for (size_t i = 0; i < n; ++i) {
+    Check(engine.Feedback(ClickEvent(w, i, rng() % w.spec().segments, rng)), "join feedback");
+    if (Seconds(progress, Clock::now()) > 30) {
+      progress = Clock::now();
+      std::printf("  join: %zu / %zu items, %.0f/s\n", i + 1, n, (i + 1) / Seconds(t0, progress));
+      std::fflush(stdout);
+    }
+  }
+  const double join_rate = n / Seconds(t0, Clock::now());
+  const double engine_bytes = ResidentBytes() - rss_start;
+  std::printf("join (first feedback, HNSW insert): %.0f items/s\n", join_rate);
+  std::fflush(stdout);
+
+  const auto probe = Check(engine.GetItem(w.item_id(0)), "get item");
+  const double model_bytes = probe.model.weights.size() * sizeof(float) +
+                             probe.model.sq_grad.size() * sizeof(float) +
+                             probe.model.head_counts.size() * sizeof(double);
+  const double vector_bytes = dim * sizeof(float);
+  const double raw_item_bytes = vector_bytes + model_bytes;
+
+  // Raw hnswlib, same settings, same vectors.
+  const double rss_before_raw = ResidentBytes();
+  dynspec::RawHnsw raw(dim, n, o.index.hnsw_m, o.index.hnsw_ef_construction);
+  t0 = Clock::now();
+  progress = t0;
+  for (size_t i = 0; i < n; ++i) {
+    raw.Add(w.vector(i).data(), i);
+    if (Seconds(progress, Clock::now()) > 30) {
+      progress = Clock::now();
+      std::printf("  raw addPoint: %zu / %zu, %.0f/s\n", i + 1, n, (i + 1) / Seconds(t0, progress));
+      std::fflush(stdout);
+    }
+  }
+  const double raw_add_rate = n / Seconds(t0, Clock::now());
+  const double raw_index_bytes = ResidentBytes() - rss_before_raw;
+  raw.SetEf(o.index.hnsw_ef_search);
+  std::printf("raw addPoint: %.0f items/s\n", raw_add_rate);
+  std::fflush(stdout);
+
+  // 4. feedback on popularity-drawn items.
+  Workload::ItemSampler sampler(w, 3);
+  t0 = Clock::now();
+  for (size_t e = 0; e < flags.feedback; ++e) {
+    const size_t item = sampler.Next();
+    Check(engine.Feedback(ClickEvent(w, item, rng() % w.spec().segments, rng)), "feedback");
+  }
+  const double feedback_rate = flags.feedback / Seconds(t0, Clock::now());
+  std::printf("feedback (durable, group commit 10 ms): %.0f events/s\n", feedback_rate);
+
+  // 5. predict vs raw search, recall, log-loss.
+  std::vector<size_t> query_items(flags.queries);
+  std::vector<size_t> query_segments(flags.queries);
+  for (size_t q = 0; q < flags.queries; ++q) {
+    query_items[q] = sampler.Next();
+    query_segments[q] = rng() % w.spec().segments;
+  }
+  std::vector<double> raw_ms, engine_ms;
+  std::vector<std::vector<uint64_t>> raw_results(flags.queries);
+  for (size_t q = 0; q < flags.queries; ++q) {
+    auto a = Clock::now();
+    raw_results[q] = raw.Search(w.vector(query_items[q]).data(), flags.k + 1);
+    raw_ms.push_back(Seconds(a, Clock::now()) * 1e3);
+  }
+  std::vector<dynspec::Prediction> predictions(flags.queries);
+  for (size_t q = 0; q < flags.queries; ++q) {
+    dynspec::PredictRequest req;
+    req.item_id = w.item_id(query_items[q]);
+    req.context.sparse = {{Workload::segment_feature(query_segments[q]), 1.0f}};
+    auto a = Clock::now();
+    auto p = engine.Predict(req);
+    engine_ms.push_back(Seconds(a, Clock::now()) * 1e3);
+    predictions[q] = Check(std::move(p), "predict");
+  }
+  const double ep50 = Percentile(engine_ms, 0.5), ep99 = Percentile(engine_ms, 0.99);
+  const double rp50 = Percentile(raw_ms, 0.5), rp99 = Percentile(raw_ms, 0.99);
+  std::printf("predict p50 %.3f ms p99 %.3f ms; raw searchKnn p50 %.3f ms p99 %.3f ms\n", ep50,
+              ep99, rp50, rp99);
+
+  double log_loss = 0, base_loss = 0;
+  for (size_t q = 0; q < flags.queries; ++q) {
+    const double p = w.ClickProbability(query_items[q], query_segments[q]);
+    const double y = std::clamp(predictions[q].heads[0], 1e-6, 1 - 1e-6);
+    log_loss += -(p * std::log(y) + (1 - p) * std::log(1 - y));
+    base_loss += -(p * std::log(p) + (1 - p) * std::log(1 - p));  // the floor: entropy
+  }
+  log_loss /= flags.queries;
+  base_loss /= flags.queries;
+
+  // Recall@k against brute force on a subset (brute force costs N * D per query).
+  const size_t recall_queries = std::min<size_t>(flags.queries, n >= 1000000 ? 100 : 300);
+  size_t engine_hits = 0, raw_hits = 0, wanted = 0;
+  for (size_t q = 0; q < recall_queries; ++q) {
+    const size_t item = query_items[q];
+    const auto truth = ExactTopK(w, w.vector(item), item, flags.k);
+    const std::set<size_t> want(truth.begin(), truth.end());
+    wanted += want.size();
+    for (uint64_t label : raw_results[q]) raw_hits += (label != item) && want.count(label);
+    for (const auto& c : predictions[q].contributions) {
+      if (c.source != dynspec::Contribution::Source::kNeighbour) continue;
+      engine_hits += want.count(std::stoul(c.item_id.substr(4)));
+    }
+  }
+  const double engine_recall = double(engine_hits) / wanted;
+  const double raw_recall = double(raw_hits) / wanted;
+  std::printf("recall@%d: engine %.4f, raw %.4f; click log-loss %.4f (entropy floor %.4f)\n",
+              flags.k, engine_recall, raw_recall, log_loss, base_loss);
+  std::fflush(stdout);
+
+  // 6. mixed predict/feedback, 1 and 2 threads.
+  auto mixed = [&](int threads) {
+    std::atomic<bool> stop{false};
+    std::atomic<uint64_t> ops{0};
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back([&, t] {
+        Workload::ItemSampler s(w, 100 + t);
+        std::mt19937_64 r(200 + t);
+        uint64_t done = 0;
+        while (!stop.load(std::memory_order_relaxed)) {
+          const size_t item = s.Next();
+          const size_t seg = r() % w.spec().segments;
+          if (done % 5 == 4) {
+            Check(engine.Feedback(ClickEvent(w, item, seg, r)), "mixed feedback");
+          } else {
+            dynspec::PredictRequest req;
+            req.item_id = w.item_id(item);
+            req.context.sparse = {{Workload::segment_feature(seg), 1.0f}};
+            Check(engine.Predict(req), "mixed predict");
+          }
+          ++done;
+        }
+        ops += done;
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::duration<double>(flags.mixed_seconds));
+    stop = true;
+    for (auto& th : pool) th.join();
+    return ops.load() / flags.mixed_seconds;
+  };
+  const double mixed1 = mixed(1), mixed2 = mixed(2);
+  std::printf("mixed 4:1 predict/feedback: 1 thread %.0f ops/s, 2 threads %.0f ops/s (%.2fx)\n",
+              mixed1, mixed2, mixed2 / mixed1);
+
+  char buf[256];
+  auto fmt = [&](const char* f, double v) {
+    std::snprintf(buf, sizeof(buf), f, v);
+    return std::string(buf);
+  };
+  const double engine_per_item = engine_bytes / n;
+  const std::vector<Row> rows = {
+      {"predict p99 (1 thread)", fmt("%.3f ms", ep99), fmt("%.3f ms raw searchKnn", rp99),
+       fmt("%.2fx", ep99 / rp99), "<= 1 ms and <= 1.3x",
+       ep99 <= 1.0 && ep99 / rp99 <= 1.3 ? "met" : "not met"},
+      {"predict p50", fmt("%.3f ms", ep50), fmt("%.3f ms", rp50), fmt("%.2fx", ep50 / rp50), "",
+       ""},
+      {"ingest, catalog (predictable at once)", fmt("%.0f items/s", ingest_rate),
+       fmt("%.0f addPoint/s", raw_add_rate), fmt("%.2fx", ingest_rate / raw_add_rate), ">= 0.8x",
+       ingest_rate / raw_add_rate >= 0.8 ? "met" : "not met"},
+      {"join partition (first feedback: search + learn + insert)", fmt("%.0f items/s", join_rate),
+       fmt("%.0f addPoint/s", raw_add_rate), fmt("%.2fx", join_rate / raw_add_rate), ">= 0.8x",
+       join_rate / raw_add_rate >= 0.8 ? "met" : "not met"},
+      {"feedback, durable store, group commit 10 ms (1 thread)",
+       fmt("%.0f events/s", feedback_rate), "", "", ">= 20,000/s",
+       feedback_rate >= 20000 ? "met" : "not met"},
+      {"memory per item", fmt("%.0f B", engine_per_item),
+       fmt("%.0f B raw (vector + model state)", raw_item_bytes),
+       fmt("%.2fx", engine_per_item / raw_item_bytes), "<= 1.5x",
+       engine_per_item / raw_item_bytes <= 1.5 ? "met" : "not met"},
+      {"raw hnswlib index per item", fmt("%.0f B", raw_index_bytes / n), "", "", "", ""},
+      {"recall@k of the engine's neighbours", fmt("%.4f", engine_recall),
+       fmt("%.4f raw", raw_recall), "", "", ""},
+      {"click log-loss (held-out predictions)", fmt("%.4f", log_loss),
+       fmt("%.4f entropy floor", base_loss), "", "", ""},
+      {"mixed 4:1 predict/feedback, 2 threads vs 1", fmt("%.0f ops/s", mixed2),
+       fmt("%.0f ops/s (1 thread)", mixed1), fmt("%.2fx", mixed2 / mixed1), "", ""},
+  };
+  std::string md =
+      "| figure | dynspec | baseline | ratio | target | verdict |\n|---|---|---|---|---|---|\n";
+  for (const Row& r : rows) {
+    md += "| " + r.name + " | " + r.value + " | " + r.baseline + " | " + r.ratio + " | " +
+          r.target + " | " + r.verdict + " |\n";
+  }
+  std::printf("\n%s", md.c_str());
+  engine_owner.reset();
+  std::filesystem::remove_all(dir);
+  if (!flags.summary.empty()) {
+    const bool fresh = !std::filesystem::exists(flags.summary);
+    std::ofstream out(flags.summary, std::ios::app);
+    if (fresh) out << kSummaryHeader << "\n";
+    out << n << '\t' << dim << '\t' << (flags.float16 ? "float16" : "float32") << '\t'
+        << flags.ef_construction << '\t' << ingest_rate << '\t' << join_rate << '\t' << raw_add_rate
+        << '\t' << feedback_rate << '\t' << ep50 << '\t' << ep99 << '\t' << rp50 << '\t' << rp99
+        << '\t' << engine_per_item << '\t' << raw_item_bytes << '\t' << raw_index_bytes / n << '\t'
+        << engine_recall << '\t' << raw_recall << '\t' << log_loss << '\t' << base_loss << '\t'
+        << mixed1 << '\t' << mixed2 << '\n';
+    if (!out) Die("cannot write " + flags.summary);
+  }
+  if (!flags.markdown.empty()) {
+    std::ofstream out(flags.markdown);
+    out << md;
+    if (!out) Die("cannot write " + flags.markdown);
+  }
+  return 0;
+}
