@@ -51,6 +51,10 @@ struct ItemState {
   uint64_t label = 0;
   // Guarded by the exclusive catalog lock.
   ProviderId provider;
+  // Guarded by mu. The item's own copy of its vector while it is not served. Once it is in
+  // its cluster's partition, the partition holds the only copy and this is empty: a second
+  // copy of every served vector would be a fifth of the engine's memory at D = 256 (see
+  // docs/performance.md). Read it through EngineImpl::Embedding.
   std::vector<float> embedding;
   // Guarded by mu.
   mutable std::mutex mu;
@@ -128,6 +132,7 @@ std::vector<float> NormalizedCentroid(const std::vector<double>& sum) {
 }
 
 void AddTo(std::vector<double>& sum, const std::vector<float>& v, double sign) {
+  if (v.empty()) return;
   if (sum.size() != v.size()) sum.assign(v.size(), 0.0);
   for (size_t i = 0; i < v.size(); ++i) sum[i] += sign * v[i];
 }
@@ -302,6 +307,7 @@ class EngineImpl final : public Engine {
       if (st.ok()) {
         cs.partition = std::move(loaded).value();
         cs.snapshot_stale = changed;
+        ReleaseServedEmbeddings(items);
         return Status::Ok();
       }
       if (st.code() != StatusCode::kNotFound || loaded.ok()) {
@@ -315,7 +321,17 @@ class EngineImpl final : public Engine {
     for (const ItemState* item : items) {
       DYNSPEC_RETURN_IF_ERROR(cs.partition->Add(item->label, item->embedding));
     }
+    ReleaseServedEmbeddings(items);
     return Status::Ok();
+  }
+
+  // Served items' vectors now live in their partition (see ItemState::embedding). Each
+  // cluster's items are touched by one FillPartition only, so clusters can run in parallel.
+  static void ReleaseServedEmbeddings(const std::vector<const ItemState*>& items) {
+    for (const ItemState* item : items) {
+      std::lock_guard item_lock(item->mu);
+      std::vector<float>().swap(const_cast<ItemState*>(item)->embedding);
+    }
   }
 
   // Brings a partition loaded from a (possibly stale) snapshot to exactly `items`: labels the
@@ -478,19 +494,24 @@ class EngineImpl final : public Engine {
     ProviderState& ps = providers_.at(item.provider);
     ClusterState& cs = *clusters_.at(ps.cluster);
     std::lock_guard item_lock(item.mu);
+    const std::vector<float> old = EmbeddingLocked(item);
     ItemRecord r = RecordOf(item);
     r.embedding = v;
     DYNSPEC_RETURN_IF_ERROR(store_->Commit({.put_items = {r}}).WithContext("storing item"));
-    if (item.served) {
+    AddTo(ps.centroid_sum, old, -1);
+    AddTo(cs.centroid_sum, old, -1);
+    AddTo(ps.centroid_sum, v, +1);
+    AddTo(cs.centroid_sum, v, +1);
+    if (item.served && cs.partition->Contains(item.label)) {
       Status st = cs.partition->Update(item.label, v);
       cs.snapshot_stale = true;
-      if (!st.ok()) return st.WithContext("updating the partition after a committed write");
+      if (!st.ok()) {
+        item.embedding = std::move(v);  // keep the committed vector with the item
+        return st.WithContext("updating the partition after a committed write");
+      }
+    } else {
+      item.embedding = std::move(v);
     }
-    AddTo(ps.centroid_sum, item.embedding, -1);
-    AddTo(cs.centroid_sum, item.embedding, -1);
-    item.embedding = std::move(v);
-    AddTo(ps.centroid_sum, item.embedding, +1);
-    AddTo(cs.centroid_sum, item.embedding, +1);
     return Status::Ok();
   }
 
@@ -503,12 +524,13 @@ class EngineImpl final : public Engine {
     DYNSPEC_RETURN_IF_ERROR(store_->Commit({.delete_items = {id}}).WithContext("removing item"));
     ProviderState& ps = providers_.at(item->provider);
     ClusterState& cs = *clusters_.at(ps.cluster);
+    const std::vector<float> vector = Embedding(*item);
     if (item->served) {
       Status st = cs.partition->Remove(item->label);
       cs.snapshot_stale = true;
       if (!st.ok()) return st.WithContext("updating the partition after a committed delete");
     }
-    DetachFromProvider(*item, ps, cs);
+    DetachFromProvider(*item, vector, ps, cs);
     by_label_.erase(item->label);
     items_.erase(it);
     return Status::Ok();
@@ -518,14 +540,14 @@ class EngineImpl final : public Engine {
 
   Result<Prediction> Predict(const PredictRequest& request) const override {
     DYNSPEC_ASSIGN_OR_RETURN(FeatureVector x, encoder_.Encode(request.context));
-    std::vector<float> inline_vector;
+    std::vector<float> query_vector;
     if (request.inline_content) {
       if (!request.item_id.empty()) {
         return Status::InvalidArgument("give either item_id or inline content, not both");
       }
       DYNSPEC_RETURN_IF_ERROR(
           CheckId(request.inline_provider, "provider", options_.limits.max_id_bytes));
-      DYNSPEC_ASSIGN_OR_RETURN(inline_vector, EmbedContent(*request.inline_content, "content"));
+      DYNSPEC_ASSIGN_OR_RETURN(query_vector, EmbedContent(*request.inline_content, "content"));
     } else {
       DYNSPEC_RETURN_IF_ERROR(CheckId(request.item_id, "item_id", options_.limits.max_id_bytes));
     }
@@ -539,9 +561,9 @@ class EngineImpl final : public Engine {
       if (pit != providers_.end()) {
         cluster = clusters_.at(pit->second.cluster).get();
       } else if (!clusters_.empty()) {
-        cluster = clusters_.at(NearestCluster(inline_vector)).get();
+        cluster = clusters_.at(NearestCluster(query_vector)).get();
       }
-      query = inline_vector;
+      query = query_vector;
     } else {
       auto it = items_.find(request.item_id);
       if (it == items_.end()) {
@@ -549,7 +571,8 @@ class EngineImpl final : public Engine {
       }
       self = it->second.get();
       cluster = clusters_.at(providers_.at(self->provider).cluster).get();
-      query = self->embedding;
+      query_vector = Embedding(*self);  // a copy: a served item's lives in its partition
+      query = query_vector;
     }
 
     Prediction out;
@@ -844,15 +867,19 @@ class EngineImpl final : public Engine {
     for (uint64_t label : ps.items) {
       ItemState& item = *by_label_.at(label);
       std::lock_guard item_lock(item.mu);
+      const std::vector<float> vector = EmbeddingLocked(item, from);
       if (item.served) {
         Status st = from.partition->Remove(label);
-        if (st.ok()) st = to.partition->Add(label, item.embedding);
+        if (st.ok()) st = to.partition->Add(label, vector);
         from.snapshot_stale = true;
         to.snapshot_stale = true;
-        if (!st.ok()) return st.WithContext("migrating item '" + item.id + "'");
+        if (!st.ok()) {
+          item.embedding = vector;  // in neither partition now: keep its own copy
+          return st.WithContext("migrating item '" + item.id + "'");
+        }
       }
-      AddTo(from.centroid_sum, item.embedding, -1);
-      AddTo(to.centroid_sum, item.embedding, +1);
+      AddTo(from.centroid_sum, vector, -1);
+      AddTo(to.centroid_sum, vector, +1);
       from.item_count--;
       to.item_count++;
     }
@@ -958,8 +985,8 @@ class EngineImpl final : public Engine {
     info.id = item.id;
     info.provider = item.provider;
     info.cluster = providers_.at(item.provider).cluster;
-    info.embedding = item.embedding;
     std::lock_guard item_lock(item.mu);
+    info.embedding = EmbeddingLocked(item);
     info.served = item.served;
     info.version = item.version;
     info.model = item.model;
@@ -1126,6 +1153,7 @@ class EngineImpl final : public Engine {
         return st.WithContext("adding the item to its partition after a committed write");
       }
       item.served = true;
+      std::vector<float>().swap(item.embedding);  // the partition holds it now
       result.item_joined_partition = true;
     }
     result.item_version = item.version;
@@ -1480,10 +1508,12 @@ class EngineImpl final : public Engine {
     AddTo(cs.centroid_sum, item.embedding, +1);
     cs.item_count++;
   }
-  void DetachFromProvider(const ItemState& item, ProviderState& ps, ClusterState& cs) {
+  // `vector` is the item's (read before it left its partition).
+  void DetachFromProvider(const ItemState& item, const std::vector<float>& vector,
+                          ProviderState& ps, ClusterState& cs) {
     ps.items.erase(item.label);
-    AddTo(ps.centroid_sum, item.embedding, -1);
-    AddTo(cs.centroid_sum, item.embedding, -1);
+    AddTo(ps.centroid_sum, vector, -1);
+    AddTo(cs.centroid_sum, vector, -1);
     cs.item_count--;
   }
 
@@ -1539,7 +1569,7 @@ class EngineImpl final : public Engine {
                            ModelState* out) const {
     const size_t k = static_cast<size_t>(options_.blend.k);
     DYNSPEC_ASSIGN_OR_RETURN(std::vector<Neighbour> found,
-                             cluster.partition->Search(item.embedding, k + 1));
+                             cluster.partition->Search(Embedding(item), k + 1));
     std::vector<ModelState> models;
     std::vector<BlendCandidate> candidates;
     models.reserve(found.size() + 1);
@@ -1581,11 +1611,12 @@ class EngineImpl final : public Engine {
   Status ShadowEvaluate(const ItemState& item, const ClusterState& home, const FeatureVector& x,
                         const std::vector<std::pair<size_t, double>>& targets) {
     std::vector<const ClusterState*> candidates = {&home};
+    const std::vector<float> vector = Embedding(item);
     std::vector<std::pair<double, const ClusterState*>> others;
     for (const auto& [id, cs] : clusters_) {
       if (cs.get() == &home || cs->partition->size() == 0) continue;
       std::vector<float> c = NormalizedCentroid(cs->centroid_sum);
-      others.push_back({c.empty() ? -2.0 : double(Dot(item.embedding, c)), cs.get()});
+      others.push_back({c.empty() ? -2.0 : double(Dot(vector, c)), cs.get()});
     }
     const size_t limit = static_cast<size_t>(options_.recluster.shadow_max_clusters);
     if (others.size() > limit) {
@@ -1599,7 +1630,7 @@ class EngineImpl final : public Engine {
     std::vector<double> outputs(layout_.heads.size());
     for (const ClusterState* cs : candidates) {
       DYNSPEC_ASSIGN_OR_RETURN(std::vector<NeighbourView> neighbours,
-                               ReadNeighbours(*cs, item.embedding, &item, x));
+                               ReadNeighbours(*cs, vector, &item, x));
       std::vector<double> prior(layout_.heads.size());
       double prior_evidence;
       {
@@ -1640,6 +1671,26 @@ class EngineImpl final : public Engine {
     return Status::Ok();
   }
 
+  // The item's vector: its own copy until it is served, then its partition's (see
+  // ItemState::embedding); `cluster` is the item's cluster. A served item missing from its
+  // partition (a failed partition write after a committed one) kept its own copy. Requires
+  // the catalog lock, and item.mu unless the catalog lock is exclusive.
+  std::vector<float> EmbeddingLocked(const ItemState& item, const ClusterState& cluster) const {
+    if (item.served && item.embedding.empty()) {
+      auto v = cluster.partition->GetVector(item.label);
+      if (v.ok()) return std::move(v).value();
+    }
+    return item.embedding;
+  }
+  std::vector<float> EmbeddingLocked(const ItemState& item) const {
+    return EmbeddingLocked(item, *clusters_.at(providers_.at(item.provider).cluster));
+  }
+  // The same, taking item.mu. Requires the catalog lock.
+  std::vector<float> Embedding(const ItemState& item) const {
+    std::lock_guard item_lock(item.mu);
+    return EmbeddingLocked(item);
+  }
+
   // Requires item.mu and the shared catalog lock.
   ItemRecord RecordOf(const ItemState& item) const {
     ItemRecord r;
@@ -1648,7 +1699,7 @@ class EngineImpl final : public Engine {
     r.label = item.label;
     r.served = item.served;
     r.version = item.version;
-    r.embedding = item.embedding;
+    r.embedding = EmbeddingLocked(item);
     r.model = item.model;
     return r;
   }
