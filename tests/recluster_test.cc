@@ -8,12 +8,19 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 
 #include "cluster/hierarchical.h"
 #include "dynspec/engine.h"
+#include "dynspec/store.h"
+#include "test_util.h"
 
 namespace dynspec {
 namespace {
@@ -34,7 +41,7 @@ std::string ProviderId(int type, int p) {
 
 class ReclusterSimulation : public ::testing::Test {
  protected:
-  void SetUp() override {
+  static EngineOptions Options() {
     EngineOptions o;
     o.embed.dim = 64;
     o.model.heads = {{"like", HeadKind::kBinary, false}};
@@ -46,7 +53,17 @@ class ReclusterSimulation : public ::testing::Test {
     o.recluster.move_margin = 0.01;
     o.recluster.decay_half_life = 300;
     o.recluster.period_seconds = 0;
-    auto e = Engine::Open(o);
+    return o;
+  }
+
+  void SetUp() override { Populate(Options(), nullptr); }
+
+  // Opens the engine over `store` (memory when null), ingests the providers' items and
+  // assigns the clusters, 2 of 8 providers per cluster mis-assigned.
+  void Populate(const EngineOptions& o, std::unique_ptr<Store> store) {
+    engine_.reset();
+    items_.clear();
+    auto e = Engine::Open(o, std::move(store));
     ASSERT_TRUE(e.ok()) << e.status().ToString();
     engine_ = std::move(e).value();
     std::mt19937 rng(5);
@@ -148,6 +165,149 @@ TEST_F(ReclusterSimulation, NoEvidenceMeansNoMoves) {
   EXPECT_TRUE(report->moves.empty());
   EXPECT_EQ(report->providers_profiled, 0u);
   EXPECT_EQ(report->providers_skipped, size_t(kTypes * kProvidersPerType));
+}
+
+// ---- durable statistics: the loss matrix and the hysteresis survive a restart -----------
+
+std::unique_ptr<Store> DurableStoreAt(const std::string& dir) {
+  auto store = OpenDurableStore(dir, DurableStoreOptions());
+  EXPECT_TRUE(store.ok()) << store.status().ToString();
+  return store.ok() ? std::move(store).value() : nullptr;
+}
+
+// Bit-for-bit: the statistics are stored as their IEEE-754 bits.
+void ExpectSamePerformance(const std::vector<ProviderPerformance>& a,
+                           const std::vector<ProviderPerformance>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].provider, b[i].provider);
+    EXPECT_EQ(a[i].cluster, b[i].cluster);
+    ASSERT_EQ(a[i].losses.size(), b[i].losses.size()) << a[i].provider;
+    for (size_t c = 0; c < a[i].losses.size(); ++c) {
+      EXPECT_EQ(a[i].losses[c].cluster, b[i].losses[c].cluster);
+      EXPECT_EQ(a[i].losses[c].mean_loss, b[i].losses[c].mean_loss) << a[i].provider;
+      EXPECT_EQ(a[i].losses[c].evidence, b[i].losses[c].evidence) << a[i].provider;
+    }
+  }
+}
+
+// A move as "provider from->to home_loss target_loss streak", exact to the bit.
+std::vector<std::string> Describe(const std::vector<ProviderMove>& moves) {
+  std::vector<std::string> out;
+  for (const auto& m : moves) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "%s %u->%u %a %a %d", m.provider.c_str(), m.from, m.to,
+                  m.home_loss, m.target_loss, m.streak);
+    out.push_back(buf);
+  }
+  return out;
+}
+
+TEST_F(ReclusterSimulation, LossMatrixSurvivesARestart) {
+  testing_util::ScopedTempDir dir;
+  EngineOptions o = Options();
+  // Sampled: a loss row is written only with the feedback events that were shadow-evaluated.
+  o.recluster.shadow_sample_rate = 0.3;
+  Populate(o, DurableStoreAt(dir.Sub("data")));
+  std::mt19937 rng(11);
+  Stream(2000, rng);
+  const std::vector<ProviderPerformance> before = engine_->Performance();
+  ASSERT_EQ(before.size(), size_t(kTypes * kProvidersPerType));
+  engine_.reset();
+  auto reopened = Engine::Open(o, DurableStoreAt(dir.Sub("data")));
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  ExpectSamePerformance(before, (*reopened)->Performance());
+}
+
+// The same stream and the same two re-clustering runs, once in one process and once with
+// the engine reopened over its data directory before each run: the first run only finds the
+// candidates (hysteresis), so the second moves them only if the streaks survived too.
+TEST_F(ReclusterSimulation, ReclusterAfterARestartMovesLikeWithoutOne) {
+  std::mt19937 rng(11);
+  Stream(3000, rng);
+  std::vector<ReclusterReport> reference;
+  for (int run = 0; run < 2; ++run) {
+    auto report = engine_->Recluster();
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    reference.push_back(*report);
+  }
+  ASSERT_TRUE(reference[0].moves.empty());
+  ASSERT_EQ(reference[0].deferred.size(), 6u);
+  ASSERT_EQ(reference[1].moves.size(), 6u);
+  ASSERT_DOUBLE_EQ(TrueGroupingAri(), 1.0);
+
+  testing_util::ScopedTempDir dir;
+  Populate(Options(), DurableStoreAt(dir.Sub("data")));
+  std::mt19937 rng2(11);
+  Stream(3000, rng2);
+  for (int run = 0; run < 2; ++run) {
+    engine_.reset();
+    auto reopened = Engine::Open(Options(), DurableStoreAt(dir.Sub("data")));
+    ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+    engine_ = std::move(reopened).value();
+    auto report = engine_->Recluster();
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    EXPECT_EQ(Describe(report->moves), Describe(reference[run].moves)) << "run " << run;
+    EXPECT_EQ(Describe(report->deferred), Describe(reference[run].deferred)) << "run " << run;
+    EXPECT_EQ(report->providers_profiled, reference[run].providers_profiled);
+  }
+  EXPECT_DOUBLE_EQ(TrueGroupingAri(), 1.0);
+  // And the moves themselves are durable.
+  engine_.reset();
+  auto reopened = Engine::Open(Options(), DurableStoreAt(dir.Sub("data")));
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  engine_ = std::move(reopened).value();
+  EXPECT_DOUBLE_EQ(TrueGroupingAri(), 1.0);
+}
+
+// `dynspec recluster --data-dir` on the closed directory, twice: the same moves as the
+// engine made in process, printed as POST /v1/recluster answers, and the report files.
+TEST_F(ReclusterSimulation, CommandReclustersAClosedDataDirectory) {
+  std::mt19937 rng(11);
+  Stream(3000, rng);
+  std::vector<ReclusterReport> reference;
+  for (int run = 0; run < 2; ++run) reference.push_back(*engine_->Recluster());
+  ASSERT_EQ(reference[1].moves.size(), 6u);
+
+  testing_util::ScopedTempDir dir;
+  Populate(Options(), DurableStoreAt(dir.Sub("data")));
+  std::mt19937 rng2(11);
+  Stream(3000, rng2);
+  engine_.reset();
+  for (int run = 0; run < 2; ++run) {
+    const std::string out = dir.Sub("run" + std::to_string(run));
+    const std::string command = std::string(DYNSPEC_CLI_PATH) + " recluster --data-dir " +
+                                dir.Sub("data") +
+                                " --recluster.min_evidence 10 --recluster.move_margin 0.01"
+                                " --recluster.consecutive_runs 2 --recluster.period_seconds 0"
+                                " --out " +
+                                out + " > " + out + ".json";
+    ASSERT_EQ(std::system(command.c_str()), 0) << command;
+    std::ifstream in(out + ".json");
+    const auto report = nlohmann::json::parse(in);
+    std::set<std::string> moved, expected;
+    for (const auto& m : report["moves"]) {
+      moved.insert(m["provider"].get<std::string>() + " " + std::to_string(int(m["from"])) + "->" +
+                   std::to_string(int(m["to"])));
+    }
+    for (const auto& m : reference[run].moves) {
+      expected.insert(m.provider + " " + std::to_string(m.from) + "->" + std::to_string(m.to));
+    }
+    EXPECT_EQ(moved, expected) << "run " << run;
+    EXPECT_EQ(report["deferred"].size(), reference[run].deferred.size()) << "run " << run;
+    EXPECT_TRUE(std::filesystem::exists(out + "/recluster.json"));
+    EXPECT_TRUE(std::filesystem::exists(out + "/dendrogram.svg"));
+  }
+  auto reopened = Engine::Open(Options(), DurableStoreAt(dir.Sub("data")));
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  engine_ = std::move(reopened).value();
+  EXPECT_DOUBLE_EQ(TrueGroupingAri(), 1.0);
+}
+
+TEST_F(ReclusterSimulation, CommandNeedsADataDirectoryOrAServer) {
+  const std::string base = std::string(DYNSPEC_CLI_PATH) + " recluster";
+  EXPECT_NE(std::system((base + " 2>/dev/null").c_str()), 0);
+  EXPECT_NE(std::system((base + " --data-dir /nonexistent/dynspec-dir 2>/dev/null").c_str()), 0);
 }
 
 // The cut by distance: the number of performance clusters follows the data. Three groups of

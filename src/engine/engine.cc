@@ -207,6 +207,7 @@ class EngineImpl final : public Engine {
     StoreBatch all;
     DYNSPEC_RETURN_IF_ERROR(store_->LoadAll(&all).WithContext("loading the store"));
     DYNSPEC_RETURN_IF_ERROR(CheckOrWriteMeta(all.put_meta));
+    std::lock_guard run(recluster_mu_);  // before the catalog lock, as in Recluster
     std::unique_lock lock(catalog_mu_);
     // Served items of each cluster, in store order: they make up its partition.
     std::map<ClusterId, std::vector<const ItemState*>> served;
@@ -284,6 +285,18 @@ class EngineImpl final : public Engine {
     for (auto& d : all.put_decisions) {
       const EventId id = d.id;
       decisions_[id] = std::make_shared<PendingDecision>(std::move(d));
+    }
+    // Shadow-evaluation statistics and re-clustering streaks, so that a re-clustering after
+    // a restart (or by `dynspec recluster --data-dir`) sees what the running engine saw.
+    {
+      std::lock_guard perf_lock(perf_mu_);
+      for (const auto& l : all.put_provider_losses) {
+        auto& row = perf_[l.provider];
+        for (const auto& c : l.cells) row[c.cluster] = {c.loss_sum, c.count};
+      }
+    }
+    for (const auto& h : all.put_streaks) {
+      recluster_state_.streaks[h.provider] = {h.target, h.runs};
     }
     return Status::Ok();
   }
@@ -902,9 +915,17 @@ class EngineImpl final : public Engine {
         profiles.push_back(std::move(p));
       }
     }
+    const ReclusterState before = recluster_state_;
     DYNSPEC_ASSIGN_OR_RETURN(
         ReclusterPlan plan,
         PlanRecluster(profiles, cluster_ids, options_.recluster, &recluster_state_));
+    // The streaks are committed before any move, so that a failed commit changes nothing.
+    // A crash between it and the moves costs the unmoved providers their streak (they need
+    // consecutive_runs runs again), never a move without its evidence.
+    if (Status st = CommitStreaks(before, recluster_state_); !st.ok()) {
+      recluster_state_ = before;
+      return st;
+    }
     auto to_move = [](const MoveDecision& m) {
       return ProviderMove{m.provider,        m.from,        m.to,
                           m.home_loss,       m.target_loss, m.home_evidence,
@@ -936,6 +957,22 @@ class EngineImpl final : public Engine {
     report.seconds =
         std::chrono::duration<double>(std::chrono::system_clock::now() - started).count();
     return report;
+  }
+
+  // Writes the streaks that changed between two hysteresis states. Requires recluster_mu_.
+  Status CommitStreaks(const ReclusterState& before, const ReclusterState& after) {
+    StoreBatch batch;
+    for (const auto& [provider, streak] : before.streaks) {
+      if (!after.streaks.count(provider)) batch.delete_streaks.push_back(provider);
+    }
+    for (const auto& [provider, streak] : after.streaks) {
+      auto it = before.streaks.find(provider);
+      if (it == before.streaks.end() || it->second != streak) {
+        batch.put_streaks.push_back({provider, streak.first, streak.second});
+      }
+    }
+    if (batch.put_streaks.empty() && batch.delete_streaks.empty()) return Status::Ok();
+    return store_->Commit(batch).WithContext("storing the re-clustering streaks");
   }
 
   std::vector<ProviderPerformance> Performance() const override {
@@ -1073,8 +1110,9 @@ class EngineImpl final : public Engine {
                                const std::vector<std::pair<size_t, double>>& targets,
                                const Responses& responses, StoreBatch extra) {
     ClusterState& cluster = *clusters_.at(providers_.at(item.provider).cluster);
+    std::vector<std::pair<ClusterId, double>> shadow_losses;
     if (ShouldShadowEvaluate()) {
-      DYNSPEC_RETURN_IF_ERROR(ShadowEvaluate(item, cluster, x, targets));
+      DYNSPEC_ASSIGN_OR_RETURN(shadow_losses, ShadowEvaluate(item, cluster, x, targets));
     }
 
     // A brand-new item's own model starts as the parameter blend of its neighbours and the
@@ -1114,7 +1152,21 @@ class EngineImpl final : public Engine {
     StoreBatch batch = std::move(extra);
     batch.put_items.push_back(record);
     batch.put_clusters.push_back({cluster.id, cluster_model});
+    // The provider's new loss row rides in the same batch, only on shadow-evaluated events.
+    // Every writer of a provider's row holds its cluster's model lock (held here across the
+    // commit) under the shared catalog lock (which keeps the provider in this cluster), so
+    // rows are committed in the order they are computed and the stored row is never older
+    // than one committed before it.
+    std::map<ClusterId, LossCell> loss_row;
+    if (!shadow_losses.empty()) {
+      loss_row = UpdatedLossRow(item.provider, shadow_losses);
+      batch.put_provider_losses.push_back(LossRecordOf(item.provider, loss_row));
+    }
     DYNSPEC_RETURN_IF_ERROR(store_->Commit(batch).WithContext("storing feedback"));
+    if (!shadow_losses.empty()) {
+      std::lock_guard perf_lock(perf_mu_);
+      perf_[item.provider] = std::move(loss_row);
+    }
 
     // Write back: the item's model, and on first feedback the item joins its partition so
     // it serves as a neighbour for later items.
@@ -1577,11 +1629,12 @@ class EngineImpl final : public Engine {
 
   // Predicts the event with the blend of every candidate cluster (home included, the
   // item's own model excluded, so all clusters are judged on the same footing and before
-  // learning from the event) and adds the losses to the provider's row of the
-  // provider x cluster matrix. Requires the shared catalog lock; takes item locks one at a
-  // time and perf_mu_ last.
-  Status ShadowEvaluate(const ItemState& item, const ClusterState& home, const FeatureVector& x,
-                        const std::vector<std::pair<size_t, double>>& targets) {
+  // learning from the event) and returns the loss of each, for the provider's row of the
+  // provider x cluster matrix (UpdatedLossRow). Requires the shared catalog lock; takes item
+  // locks one at a time.
+  Result<std::vector<std::pair<ClusterId, double>>> ShadowEvaluate(
+      const ItemState& item, const ClusterState& home, const FeatureVector& x,
+      const std::vector<std::pair<size_t, double>>& targets) {
     std::vector<const ClusterState*> candidates = {&home};
     std::vector<std::pair<double, const ClusterState*>> others;
     for (const auto& [id, cs] : clusters_) {
@@ -1628,9 +1681,20 @@ class EngineImpl final : public Engine {
       }
       losses.emplace_back(cs->id, loss);
     }
+    return losses;
+  }
+
+  // The provider's loss row after one more shadow evaluation: every cell decays by one step,
+  // then each evaluated cluster adds its loss. Takes perf_mu_ (a leaf) to read the row.
+  std::map<ClusterId, LossCell> UpdatedLossRow(
+      const ProviderId& provider, const std::vector<std::pair<ClusterId, double>>& losses) const {
     const double decay = std::exp2(-1.0 / options_.recluster.decay_half_life);
-    std::lock_guard perf_lock(perf_mu_);
-    auto& row = perf_[item.provider];
+    std::map<ClusterId, LossCell> row;
+    {
+      std::lock_guard perf_lock(perf_mu_);
+      auto it = perf_.find(provider);
+      if (it != perf_.end()) row = it->second;
+    }
     for (auto& [c, cell] : row) {
       cell.loss_sum *= decay;
       cell.count *= decay;
@@ -1639,7 +1703,14 @@ class EngineImpl final : public Engine {
       row[c].loss_sum += loss;
       row[c].count += 1;
     }
-    return Status::Ok();
+    return row;
+  }
+
+  static ProviderLossRecord LossRecordOf(const ProviderId& provider,
+                                         const std::map<ClusterId, LossCell>& row) {
+    ProviderLossRecord r{provider, {}};
+    for (const auto& [c, cell] : row) r.cells.push_back({c, cell.loss_sum, cell.count});
+    return r;
   }
 
   // Requires item.mu and the shared catalog lock.

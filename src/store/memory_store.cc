@@ -19,9 +19,12 @@ class MemoryStore final : public Store {
     for (ClusterId id : batch.delete_clusters) clusters_.erase(id);
     for (const auto& c : batch.put_clusters) clusters_[c.id] = c;
     events_.insert(batch.seen_events.begin(), batch.seen_events.end());
+    for (const auto& [k, v] : batch.put_meta) meta_[k] = v;
     for (const auto& id : batch.delete_decisions) decisions_.erase(id);
     for (const auto& d : batch.put_decisions) decisions_[d.id] = d;
-    for (const auto& [k, v] : batch.put_meta) meta_[k] = v;
+    for (const auto& l : batch.put_provider_losses) losses_[l.provider] = l;
+    for (const auto& id : batch.delete_streaks) streaks_.erase(id);
+    for (const auto& s : batch.put_streaks) streaks_[s.provider] = s;
     return Status::Ok();
   }
 
@@ -37,6 +40,8 @@ class MemoryStore final : public Store {
     for (const auto& [id, c] : clusters_) out->put_clusters.push_back(c);
     out->seen_events.assign(events_.begin(), events_.end());
     for (const auto& [id, d] : decisions_) out->put_decisions.push_back(d);
+    for (const auto& [id, l] : losses_) out->put_provider_losses.push_back(l);
+    for (const auto& [id, s] : streaks_) out->put_streaks.push_back(s);
     out->put_meta = meta_;
     return Status::Ok();
   }
@@ -48,6 +53,8 @@ class MemoryStore final : public Store {
   std::map<ClusterId, ClusterRecord> clusters_;
   std::set<EventId> events_;
   std::map<EventId, DecisionRecord> decisions_;
+  std::map<ProviderId, ProviderLossRecord> losses_;
+  std::map<ProviderId, ReclusterStreakRecord> streaks_;
   std::map<std::string, std::string> meta_;
 };
 

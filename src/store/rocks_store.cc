@@ -9,8 +9,10 @@
 #include <rocksdb/write_batch.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
@@ -18,6 +20,7 @@
 #include <filesystem>
 #include <mutex>
 #include <new>
+#include <set>
 #include <thread>
 
 namespace dynspec {
@@ -207,6 +210,12 @@ std::string ClusterKey(ClusterId id) {
 std::string EventKey(std::string_view id) { return std::string(kEventPrefix).append(id); }
 std::string MetaKey(std::string_view name) { return std::string(kMetaPrefix).append(name); }
 std::string DecisionKey(std::string_view id) { return std::string(kDecisionPrefix).append(id); }
+std::string ProviderLossKey(std::string_view provider) {
+  return std::string(kProviderLossPrefix).append(provider);
+}
+std::string StreakKey(std::string_view provider) {
+  return std::string(kStreakPrefix).append(provider);
+}
 
 std::string PrintableKey(std::string_view key) {
   static const char kHex[] = "0123456789abcdef";
@@ -296,6 +305,26 @@ std::string EncodeCluster(const ClusterRecord& r) {
 
 std::string EncodeEvent() { return Seal(std::string_view()); }
 
+std::string EncodeProviderLoss(const ProviderLossRecord& r) {
+  std::string p;
+  PutString(&p, r.provider);
+  PutVarint(&p, r.cells.size());
+  for (const auto& c : r.cells) {
+    PutVarint(&p, c.cluster);
+    PutF64(&p, c.loss_sum);
+    PutF64(&p, c.count);
+  }
+  return Seal(p);
+}
+
+std::string EncodeStreak(const ReclusterStreakRecord& r) {
+  std::string p;
+  PutString(&p, r.provider);
+  PutVarint(&p, r.target);
+  PutVarint(&p, static_cast<uint64_t>(std::max(r.runs, 0)));
+  return Seal(p);
+}
+
 std::string EncodeMeta(std::string_view value) { return Seal(value); }
 
 Status DecodeItem(std::string_view key, std::string_view value, ItemRecord* out) {
@@ -348,6 +377,54 @@ Status DecodeEvent(std::string_view key, std::string_view value) {
   std::string_view payload;
   DYNSPEC_RETURN_IF_ERROR(Unseal(key, value, &payload));
   return Reader(key, payload).Finish();
+}
+
+Status DecodeProviderLoss(std::string_view key, std::string_view value, ProviderLossRecord* out) {
+  std::string_view payload;
+  DYNSPEC_RETURN_IF_ERROR(Unseal(key, value, &payload));
+  Reader rd(key, payload);
+  ProviderLossRecord r;
+  uint64_t n = 0;
+  // A cell takes at least 17 bytes: a damaged count fails here instead of allocating.
+  bool ok =
+      rd.String(&r.provider) && rd.Varint(&n) &&
+      (n <= payload.size() / 17 || rd.Fail("count " + std::to_string(n) + " overruns the record"));
+  std::set<uint64_t> seen;
+  for (uint64_t i = 0; ok && i < n; ++i) {
+    uint64_t cluster = 0;
+    auto& cell = r.cells.emplace_back();
+    ok = rd.Varint(&cluster) && rd.F64(&cell.loss_sum) && rd.F64(&cell.count);
+    if (!ok) break;
+    if (cluster > UINT32_MAX) {
+      ok = rd.Fail("cluster id " + std::to_string(cluster) + " exceeds 32 bits");
+    } else if (!seen.insert(cluster).second) {
+      ok = rd.Fail("cluster " + std::to_string(cluster) + " appears twice");
+    } else if (!(cell.count >= 0) || !std::isfinite(cell.count) || !std::isfinite(cell.loss_sum)) {
+      ok = rd.Fail("cell of cluster " + std::to_string(cluster) + " is not finite and >= 0");
+    }
+    cell.cluster = static_cast<ClusterId>(cluster);
+  }
+  DYNSPEC_RETURN_IF_ERROR(rd.Finish());
+  if (key.substr(kProviderLossPrefix.size()) != r.provider) return IdMismatch(key, r.provider);
+  *out = std::move(r);
+  return Status::Ok();
+}
+
+Status DecodeStreak(std::string_view key, std::string_view value, ReclusterStreakRecord* out) {
+  std::string_view payload;
+  DYNSPEC_RETURN_IF_ERROR(Unseal(key, value, &payload));
+  Reader rd(key, payload);
+  ReclusterStreakRecord r;
+  uint64_t target = 0, runs = 0;
+  rd.String(&r.provider) && rd.Varint(&target) && rd.Varint(&runs);
+  if (target > UINT32_MAX) rd.Fail("cluster id " + std::to_string(target) + " exceeds 32 bits");
+  if (runs > INT32_MAX) rd.Fail("streak of " + std::to_string(runs) + " runs exceeds 31 bits");
+  DYNSPEC_RETURN_IF_ERROR(rd.Finish());
+  r.target = static_cast<ClusterId>(target);
+  r.runs = static_cast<int>(runs);
+  if (key.substr(kStreakPrefix.size()) != r.provider) return IdMismatch(key, r.provider);
+  *out = std::move(r);
+  return Status::Ok();
 }
 
 std::string EncodeDecision(const DecisionRecord& r) {
@@ -603,8 +680,9 @@ class RocksStore final : public Store {
                                           std::to_string(sf::kStoreFormatVersion));
       }
       if (version < sf::kStoreFormatVersion) {
-        // Version 1 lacks only the decision records (d/), so it is upgraded in place; the
-        // marker moves first so that an older build refuses the directory from then on.
+        // Versions 1 and 2 lack only record kinds added since (d/; l/ and h/), so they are
+        // upgraded in place; the marker moves first so that an older build refuses the
+        // directory from then on.
         rocksdb::WriteOptions wo;
         wo.sync = true;
         s = db_->Put(wo, ToSlice(sf::kMarkerKey), std::to_string(sf::kStoreFormatVersion));
@@ -662,6 +740,11 @@ class RocksStore final : public Store {
     for (const auto& [k, v] : batch.put_meta) wb.Put(sf::MetaKey(k), sf::EncodeMeta(v));
     for (const auto& id : batch.delete_decisions) wb.Delete(sf::DecisionKey(id));
     for (const auto& d : batch.put_decisions) wb.Put(sf::DecisionKey(d.id), sf::EncodeDecision(d));
+    for (const auto& l : batch.put_provider_losses) {
+      wb.Put(sf::ProviderLossKey(l.provider), sf::EncodeProviderLoss(l));
+    }
+    for (const auto& id : batch.delete_streaks) wb.Delete(sf::StreakKey(id));
+    for (const auto& h : batch.put_streaks) wb.Put(sf::StreakKey(h.provider), sf::EncodeStreak(h));
     if (wb.Count() == 0) return Status::Ok();
     rocksdb::WriteOptions wo;
     wo.sync = options_.sync_every_ms == 0;
@@ -695,6 +778,10 @@ class RocksStore final : public Store {
         if (st.ok()) all.seen_events.emplace_back(key.substr(sf::kEventPrefix.size()));
       } else if (key.starts_with(sf::kDecisionPrefix)) {
         st = sf::DecodeDecision(key, value, &all.put_decisions.emplace_back());
+      } else if (key.starts_with(sf::kProviderLossPrefix)) {
+        st = sf::DecodeProviderLoss(key, value, &all.put_provider_losses.emplace_back());
+      } else if (key.starts_with(sf::kStreakPrefix)) {
+        st = sf::DecodeStreak(key, value, &all.put_streaks.emplace_back());
       } else if (key.starts_with(sf::kMetaPrefix)) {
         std::string v;
         st = sf::DecodeMeta(key, value, &v);

@@ -10,8 +10,11 @@
 //   c/<cluster id, 4 bytes BE>   ClusterRecord (big-endian so clusters iterate in id order)
 //   e/<event id>                 a seen feedback event id (empty payload)
 //   d/<event id>                 DecisionRecord: a ranking decision awaiting feedback
+//   l/<provider id>              ProviderLossRecord: the provider's row of the shadow-
+//                                evaluation loss matrix (format 3)
+//   h/<provider id>              ReclusterStreakRecord: its re-clustering hysteresis (format 3)
 //   m/<name>                     engine metadata (StoreBatch::put_meta), value = raw bytes
-//   s/format_version             the store's own format marker: ASCII decimal, "2" today;
+//   s/format_version             the store's own format marker: ASCII decimal, "3" today;
 //                                reserved for the store, never written by a StoreBatch
 //
 // Ids are stored as given (any bytes); the prefixes keep kinds apart since every key starts
@@ -45,6 +48,8 @@
 //                   n * varint versions, varint n + n * varint chosen, f64s propensities,
 //                   string answered (one byte per position), f64s rewards, varint n + n *
 //                   (varint m + m * (string item id, f64 weight)) blends
+//   ProviderLoss    string provider, varint n + n * (varint cluster, f64 loss_sum, f64 count)
+//   ReclusterStreak string provider, varint target cluster, varint runs
 //
 // A payload must be consumed exactly; ids inside a record must equal the id in its key.
 #pragma once
@@ -59,8 +64,10 @@
 namespace dynspec::store_format {
 
 // The layout of the whole directory (key set, prefixes, marker). Stored under kMarkerKey.
-// Version 2 added the decision records (d/); a version-1 directory is upgraded on open.
-inline constexpr int kStoreFormatVersion = 2;
+// Version 2 added the decision records (d/), version 3 the loss rows (l/) and the
+// re-clustering streaks (h/); older directories are upgraded on open (new prefixes only, so
+// the marker is all that changes).
+inline constexpr int kStoreFormatVersion = 3;
 // The layout of one value's payload. Stored in the first byte of every value.
 inline constexpr uint8_t kRecordFormatVersion = 1;
 
@@ -70,6 +77,8 @@ inline constexpr std::string_view kClusterPrefix = "c/";
 inline constexpr std::string_view kEventPrefix = "e/";
 inline constexpr std::string_view kMetaPrefix = "m/";
 inline constexpr std::string_view kDecisionPrefix = "d/";
+inline constexpr std::string_view kProviderLossPrefix = "l/";
+inline constexpr std::string_view kStreakPrefix = "h/";
 inline constexpr std::string_view kMarkerKey = "s/format_version";
 
 std::string ItemKey(std::string_view id);
@@ -78,6 +87,8 @@ std::string ClusterKey(ClusterId id);
 std::string EventKey(std::string_view id);
 std::string MetaKey(std::string_view name);
 std::string DecisionKey(std::string_view id);
+std::string ProviderLossKey(std::string_view provider);
+std::string StreakKey(std::string_view provider);
 
 // A key as it appears in error messages: printable ASCII kept, other bytes as \xNN.
 std::string PrintableKey(std::string_view key);
@@ -94,6 +105,8 @@ std::string EncodeCluster(const ClusterRecord& r);
 std::string EncodeEvent();
 std::string EncodeMeta(std::string_view value);
 std::string EncodeDecision(const DecisionRecord& r);
+std::string EncodeProviderLoss(const ProviderLossRecord& r);
+std::string EncodeStreak(const ReclusterStreakRecord& r);
 
 // Each checks the envelope and the payload of a value stored under `key` (the full key,
 // prefix included) and fills `out`; Corruption or FailedPrecondition naming the key
@@ -106,5 +119,8 @@ Status DecodeMeta(std::string_view key, std::string_view value, std::string* out
 // Also checks that the per-candidate and per-position arrays agree in length and that every
 // chosen index names a candidate.
 Status DecodeDecision(std::string_view key, std::string_view value, DecisionRecord* out);
+// Also checks that no cluster appears twice and that every count is finite and >= 0.
+Status DecodeProviderLoss(std::string_view key, std::string_view value, ProviderLossRecord* out);
+Status DecodeStreak(std::string_view key, std::string_view value, ReclusterStreakRecord* out);
 
 }  // namespace dynspec::store_format
