@@ -118,6 +118,12 @@ struct ReclusterOptions {
   int consecutive_runs = 2;
   // ... and at most this many providers move per run (largest gain first).
   int max_moves_per_run = 50;
+  // Providers with fewer than min_evidence shadow evaluations at home are placed by content
+  // instead: one becomes a move candidate (same hysteresis and cap, after the evidence-backed
+  // candidates) for the cluster whose performance cluster's content centroid is most similar
+  // to its own, when that cosine similarity exceeds the one of its current cluster's by more
+  // than this (absolute, in [0, 2]; 2 turns content placement off). See docs/clustering.md.
+  double content_move_margin = 0.05;
   // The engine runs re-clustering by itself every period (0: only on demand).
   int64_t period_seconds = 86400;
 };

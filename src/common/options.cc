@@ -92,6 +92,9 @@ Status ValidateOptions(const EngineOptions& o) {
   }
   if (r.consecutive_runs < 1) return Bad("recluster.consecutive_runs", "must be >= 1");
   if (r.max_moves_per_run < 0) return Bad("recluster.max_moves_per_run", "must be >= 0");
+  if (!(r.content_move_margin >= 0 && r.content_move_margin <= 2)) {
+    return Bad("recluster.content_move_margin", "must be in [0, 2] (2 turns it off)");
+  }
   if (r.period_seconds < 0) return Bad("recluster.period_seconds", "must be >= 0");
   const RankOptions& k = o.rank;
   if (!(k.temperature > 0 && std::isfinite(k.temperature))) {

@@ -105,6 +105,9 @@ std::vector<OptionEntry> BuildTable() {
       DYNSPEC_NUMBER_OPTION(recluster.move_margin, "relative loss gain a move needs"),
       DYNSPEC_NUMBER_OPTION(recluster.consecutive_runs, "runs in a row a move must win"),
       DYNSPEC_NUMBER_OPTION(recluster.max_moves_per_run, "most providers moved per run"),
+      DYNSPEC_NUMBER_OPTION(recluster.content_move_margin,
+                            "cosine gain a little-data provider needs to move by content "
+                            "(2 = never)"),
       DYNSPEC_NUMBER_OPTION(recluster.period_seconds,
                             "automatic re-clustering period in seconds (0 = on demand only)"),
       DYNSPEC_NUMBER_OPTION(rank.temperature, "softmax temperature of the ranking policy"),

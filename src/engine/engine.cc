@@ -909,7 +909,12 @@ class EngineImpl final : public Engine {
       for (const auto& [id, cs] : clusters_) cluster_ids.push_back(id);
       std::lock_guard perf_lock(perf_mu_);
       for (const auto& [id, ps] : providers_) {
-        ProviderProfile p{id, ps.cluster, {}};
+        // Content for step 5 of the plan: 4 * D bytes per provider for the run's duration,
+        // skipped when content placement is off.
+        ProviderProfile p{id, ps.cluster, {}, {}};
+        if (options_.recluster.content_move_margin < 2) {
+          p.content = NormalizedCentroid(ps.centroid_sum);
+        }
         auto it = perf_.find(id);
         if (it != perf_.end()) p.cells = it->second;
         profiles.push_back(std::move(p));
@@ -927,9 +932,17 @@ class EngineImpl final : public Engine {
       return st;
     }
     auto to_move = [](const MoveDecision& m) {
-      return ProviderMove{m.provider,        m.from,        m.to,
-                          m.home_loss,       m.target_loss, m.home_evidence,
-                          m.target_evidence, m.streak};
+      return ProviderMove{m.provider,
+                          m.from,
+                          m.to,
+                          m.home_loss,
+                          m.target_loss,
+                          m.home_evidence,
+                          m.target_evidence,
+                          m.streak,
+                          m.by_content,
+                          m.home_similarity,
+                          m.target_similarity};
     };
     std::map<ProviderId, ClusterId> after;
     for (const auto& p : profiles) after[p.provider] = p.current;
@@ -948,6 +961,7 @@ class EngineImpl final : public Engine {
     for (const auto& m : plan.deferred) report.deferred.push_back(to_move(m));
     report.providers_profiled = plan.providers_profiled;
     report.providers_skipped = plan.providers_skipped;
+    report.providers_by_content = plan.providers_by_content;
     report.adjusted_rand_index = plan.adjusted_rand_index;
     report.dendrogram_leaves = plan.leaves;
     for (const auto& m : plan.dendrogram.merges) {
