@@ -278,6 +278,53 @@ TEST(RocksStore, RoundTripsEveryRecordKindBitIdentical) {
   want.Check(*store);
 }
 
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Both stores: every seen id comes back with its time (given, or the commit's), forgotten
+// ids are gone, and a batch whose times do not match its ids is refused whole.
+TEST(Stores, EventIdsKeepTheirSeenTimeAndCanBeForgotten) {
+  TempDir dir;
+  for (bool durable : {false, true}) {
+    SCOPED_TRACE(durable ? "rocksdb" : "memory");
+    std::unique_ptr<Store> store = durable ? MustOpen(dir.path()) : NewMemoryStore();
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(
+        store->Commit({.seen_events = {"a", "b", "d"}, .seen_unix_ms = {1000, 2000, 0}}).ok());
+    const int64_t before = NowMs();
+    ASSERT_TRUE(store->Commit({.seen_events = {"c"}}).ok());
+    const int64_t after = NowMs();
+    ASSERT_TRUE(
+        store
+            ->Commit(
+                {.seen_events = {"b"}, .seen_unix_ms = {2500}, .forget_events = {"a", "b", "zz"}})
+            .ok());  // forgets come first: b stays, with its new time
+    Status bad = store->Commit(
+        {.put_providers = {{"p", 0}}, .seen_events = {"e", "f"}, .seen_unix_ms = {1}});
+    EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument) << bad.ToString();
+    if (durable) {  // and after a reopen
+      store.reset();
+      store = MustOpen(dir.path());
+      ASSERT_TRUE(store);
+    }
+    StoreBatch all;
+    ASSERT_TRUE(store->LoadAll(&all).ok());
+    ASSERT_EQ(all.seen_unix_ms.size(), all.seen_events.size());
+    std::map<EventId, int64_t> seen;
+    for (size_t i = 0; i < all.seen_events.size(); ++i)
+      seen[all.seen_events[i]] = all.seen_unix_ms[i];
+    ASSERT_EQ(seen.size(), 3u);
+    EXPECT_EQ(seen["b"], 2500);
+    EXPECT_EQ(seen["d"], 0);
+    EXPECT_GE(seen["c"], before);
+    EXPECT_LE(seen["c"], after);
+    EXPECT_TRUE(all.put_providers.empty());  // the refused batch wrote nothing
+  }
+}
+
 // The memory store keeps the same contract: the same batches read back the same.
 TEST(MemoryStore, RoundTripsEveryRecordKind) {
   std::mt19937 rng(1);
@@ -492,6 +539,11 @@ TEST_F(DamagedRecord, UnknownKeyIsCorruption) {
   ExpectLoadFails(StatusCode::kCorruption, "unknown key 'z/whatever'");
 }
 
+TEST_F(DamagedRecord, EventWithoutItsSeenTimeIsCorruption) {
+  RawPut(dir_.path(), {{sf::EventKey("legacy"), sf::Seal("")}});
+  ExpectLoadFails(StatusCode::kCorruption, "'e/legacy' is malformed: truncated varint");
+}
+
 TEST_F(DamagedRecord, LossRowWithARepeatedClusterIsCorruption) {
   std::string good = sf::EncodeProviderLoss({"p", {{1, 1.0, 2.0}, {1, 3.0, 4.0}}});
   RawPut(dir_.path(), {{sf::ProviderLossKey("p"), good}});
@@ -519,33 +571,54 @@ TEST_F(DamagedRecord, StreakUnderTheWrongKeyIsCorruption) {
   ExpectLoadFails(StatusCode::kCorruption, "'h/q' holds id 'p'");
 }
 
-// A format-2 directory (no loss rows, no streaks) opens, is upgraded to format 3 (the
-// marker moves, so an older build refuses it from then on) and keeps everything it held.
-TEST_F(DamagedRecord, FormatTwoIsUpgradedOnOpen) {
-  RawPut(dir_.path(), {{std::string(sf::kMarkerKey), "2"}});
-  {
-    auto store = MustOpen(dir_.path());
-    ASSERT_TRUE(store);
-    StoreBatch all;
-    ASSERT_TRUE(store->LoadAll(&all).ok());
-    ASSERT_EQ(all.put_items.size(), 1u);
-    ExpectSameItem(all.put_items[0], item_);
-    ASSERT_TRUE(store->Commit({.put_provider_losses = {{"p", {{0, 1.0, 2.0}}}}}).ok());
+// A directory of format 1, 2 or 3 (event records without their seen time; no decisions,
+// loss rows or streaks before 2 and 3) opens, is upgraded to format 4 in one batch (the
+// marker moves, so an older build refuses it from then on), keeps everything it held, and
+// its event ids get the time of the upgrade, so they are kept one full retention window.
+TEST_F(DamagedRecord, OlderFormatsAreUpgradedOnOpen) {
+  for (const char* version : {"1", "2", "3"}) {
+    SCOPED_TRACE(std::string("format ") + version);
+    TempDir dir;
+    {
+      auto store = MustOpen(dir.path());
+      ASSERT_TRUE(store);
+      ASSERT_TRUE(store->Commit({.put_items = {item_}, .put_providers = {{"p", 0}}}).ok());
+    }
+    RawPut(dir.path(), {{std::string(sf::kMarkerKey), version},
+                        {sf::EventKey("old-1"), sf::Seal("")},
+                        {sf::EventKey(std::string("old\0two", 7)), sf::Seal("")}});
+    const int64_t before = NowMs();
+    {
+      auto store = MustOpen(dir.path());
+      ASSERT_TRUE(store);
+      const int64_t after = NowMs();
+      StoreBatch all;
+      ASSERT_TRUE(store->LoadAll(&all).ok());
+      ASSERT_EQ(all.put_items.size(), 1u);
+      ExpectSameItem(all.put_items[0], item_);
+      ASSERT_EQ(all.seen_events.size(), 2u);
+      ASSERT_EQ(all.seen_unix_ms.size(), 2u);
+      for (int64_t t : all.seen_unix_ms) {
+        EXPECT_GE(t, before);
+        EXPECT_LE(t, after);
+      }
+      ASSERT_TRUE(store->Commit({.put_provider_losses = {{"p", {{0, 1.0, 2.0}}}}}).ok());
+    }
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::OpenForReadOnly(rocksdb::Options(), dir.path(), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    std::string marker;
+    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), std::string(sf::kMarkerKey), &marker).ok());
+    EXPECT_EQ(marker, "4");
   }
-  rocksdb::DB* raw = nullptr;
-  ASSERT_TRUE(rocksdb::DB::OpenForReadOnly(rocksdb::Options(), dir_.path(), &raw).ok());
-  std::unique_ptr<rocksdb::DB> db(raw);
-  std::string marker;
-  ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), std::string(sf::kMarkerKey), &marker).ok());
-  EXPECT_EQ(marker, "3");
 }
 
 TEST_F(DamagedRecord, FutureStoreFormatIsRefusedOnOpen) {
-  RawPut(dir_.path(), {{std::string(sf::kMarkerKey), "4"}});
+  RawPut(dir_.path(), {{std::string(sf::kMarkerKey), "5"}});
   Status st = OpenStatus(dir_.path());
   EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
   EXPECT_NE(st.message().find("data directory '" + dir_.path() +
-                              "' has format version 4, this build reads up to 3"),
+                              "' has format version 5, this build reads up to 4"),
             std::string::npos)
       << st.ToString();
 }

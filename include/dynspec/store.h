@@ -81,7 +81,12 @@ struct StoreBatch {
   std::vector<ProviderRecord> put_providers;
   std::vector<ClusterRecord> put_clusters;
   std::vector<ClusterId> delete_clusters;
-  std::vector<EventId> seen_events;           // feedback event ids, for idempotency after restart
+  std::vector<EventId> seen_events;  // feedback event ids, for idempotency after restart
+  // When each of seen_events was seen (unix ms), so that retention survives a restart.
+  // Commit: empty (the store uses the time of the commit) or one per seen_events; LoadAll
+  // always fills one per seen_events.
+  std::vector<int64_t> seen_unix_ms;
+  std::vector<EventId> forget_events;         // seen ids past their retention (before seen_events)
   std::vector<DecisionRecord> put_decisions;  // pending ranking decisions, upserted by id
   std::vector<EventId> delete_decisions;      // resolved ones (deletes come before puts)
   std::vector<ProviderLossRecord> put_provider_losses;  // upserted by provider
@@ -94,6 +99,7 @@ struct StoreBatch {
 
 // Contract: Commit is atomic and, for durable stores, durable when it returns OK; it may be
 // called from several threads at once. LoadAll returns everything committed so far.
+// InvalidArgument when seen_unix_ms is neither empty nor as long as seen_events.
 class Store {
  public:
   virtual ~Store() = default;

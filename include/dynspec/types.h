@@ -202,6 +202,7 @@ struct EngineStats {
   uint64_t rank_decisions = 0;     // made by this process
   uint64_t pending_decisions = 0;  // waiting for feedback now
   uint64_t expired_positions = 0;  // slate positions resolved by expiry (this process)
+  uint64_t seen_event_ids = 0;     // event ids remembered for deduplication now
   // Per head (ModelOptions::heads order): the item model's loss on each feedback event
   // before learning from it (progressive validation), as an exponential moving average over
   // about the last 1000 observations of that head; 0 before the first.

@@ -118,6 +118,10 @@ Status ValidateOptions(const EngineOptions& o) {
     return Bad("ppo.entropy_coef", "must be finite and >= 0");
   }
   if (ppo.buffer_events < 1) return Bad("ppo.buffer_events", "must be >= 1");
+  // Up to 100 years: the window in milliseconds must fit in 64 bits with room to spare.
+  if (o.event_id_retention_seconds < 0 || o.event_id_retention_seconds > 3'155'760'000) {
+    return Bad("event_id_retention_seconds", "must be in [0, 3155760000] (0 = forever)");
+  }
   if (o.limits.max_id_bytes < 1 || o.limits.max_text_bytes < 1 || o.limits.max_batch_items < 1) {
     return Bad("limits", "must all be >= 1");
   }

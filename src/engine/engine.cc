@@ -19,6 +19,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -185,7 +186,8 @@ class EngineImpl final : public Engine {
     });
   }
 
-  // Resolves expired decisions every rank.expiry_check_ms until the engine is destroyed.
+  // Resolves expired decisions and forgets expired event ids every rank.expiry_check_ms
+  // until the engine is destroyed.
   void StartExpirySweep() {
     if (options_.rank.expiry_check_ms <= 0) return;
     expiry_thread_ = std::thread([this] {
@@ -197,6 +199,10 @@ class EngineImpl final : public Engine {
         if (!r.ok()) {
           std::fprintf(stderr, "dynspec: resolving expired decisions failed: %s\n",
                        r.status().ToString().c_str());
+        }
+        auto forgotten = ExpireEventIds(NowUnixMs());
+        if (!forgotten.ok()) {
+          std::fprintf(stderr, "dynspec: %s\n", forgotten.status().ToString().c_str());
         }
         lock.lock();
       }
@@ -281,7 +287,7 @@ class EngineImpl final : public Engine {
     for (auto& t : pool) t.join();
     for (const Status& st : results) DYNSPEC_RETURN_IF_ERROR(st);
     loaded_ = true;
-    events_.insert(all.seen_events.begin(), all.seen_events.end());
+    DYNSPEC_RETURN_IF_ERROR(LoadEventIds(all));
     for (auto& d : all.put_decisions) {
       const EventId id = d.id;
       decisions_[id] = std::make_shared<PendingDecision>(std::move(d));
@@ -657,10 +663,14 @@ class EngineImpl final : public Engine {
     EventReservation reservation(this, event.event_id);
     DYNSPEC_RETURN_IF_ERROR(reservation.status());
     StoreBatch extra;
-    if (!event.event_id.empty()) extra.seen_events.push_back(event.event_id);
+    const int64_t seen = NowUnixMs();
+    if (!event.event_id.empty()) {
+      extra.seen_events.push_back(event.event_id);
+      extra.seen_unix_ms.push_back(seen);
+    }
     DYNSPEC_ASSIGN_OR_RETURN(FeedbackResult result,
                              Learn(*it->second, x, targets, event.responses, std::move(extra)));
-    reservation.Commit();
+    reservation.Commit(seen);
     return result;
   }
 
@@ -773,6 +783,42 @@ class EngineImpl final : public Engine {
     return resolved;
   }
 
+  Result<size_t> ExpireEventIds(int64_t now_unix_ms) override {
+    const int64_t retention = options_.event_id_retention_seconds;
+    if (retention <= 0 || now_unix_ms < INT64_MIN + retention * 1000) return size_t{0};
+    const int64_t cutoff = now_unix_ms - retention * 1000;
+    // Bounded batches, so that forgetting a backlog (a directory closed for weeks) never
+    // builds one huge WriteBatch.
+    constexpr size_t kBatch = 10000;
+    size_t forgotten = 0;
+    for (;;) {
+      StoreBatch batch;
+      {
+        std::lock_guard lock(events_mu_);
+        while (!event_times_.empty() && event_times_.front().first <= cutoff &&
+               batch.forget_events.size() < kBatch) {
+          EventId id = *event_times_.front().second;
+          event_times_.pop_front();
+          events_.erase(id);
+          // Held as pending until the store has dropped it: were the id accepted again
+          // meanwhile, its new e/ record could be committed before this batch deletes it,
+          // and a restart would then accept it a third time.
+          pending_events_.insert(id);
+          batch.forget_events.push_back(std::move(id));
+        }
+      }
+      if (batch.forget_events.empty()) return forgotten;
+      Status st = store_->Commit(batch);
+      {
+        std::lock_guard lock(events_mu_);
+        for (const auto& id : batch.forget_events) pending_events_.erase(id);
+      }
+      // On failure the ids stay in the store (forgotten in memory only, as they are past the
+      // window anyway) and are dropped on the next open.
+      if (!st.ok()) return st.WithContext("forgetting expired event ids");
+      forgotten += batch.forget_events.size();
+    }
+  }
   // ---- reward, clusters, inspection ---------------------------------------------------
 
   Status SetRewardTerms(const std::vector<RewardTerm>& terms) override {
@@ -1059,6 +1105,10 @@ class EngineImpl final : public Engine {
     s.ppo_updates = ppo_updates_.load();
     s.expired_positions = expired_positions_.load();
     {
+      std::lock_guard events_lock(events_mu_);
+      s.seen_event_ids = events_.size();
+    }
+    {
       std::lock_guard map_lock(decisions_mu_);
       s.pending_decisions = decisions_.size();
     }
@@ -1088,10 +1138,14 @@ class EngineImpl final : public Engine {
       if (!held_) return;
       std::lock_guard lock(engine_->events_mu_);
       engine_->pending_events_.erase(id_);
-      if (committed_) engine_->events_.insert(id_);
+      if (committed_) engine_->RememberEventLocked(id_, seen_unix_ms_);
     }
     const Status& status() const { return status_; }
-    void Commit() { committed_ = true; }
+    // The id was committed as seen at `seen_unix_ms`: remember it from now on.
+    void Commit(int64_t seen_unix_ms) {
+      committed_ = true;
+      seen_unix_ms_ = seen_unix_ms;
+    }
 
    private:
     EngineImpl* engine_;
@@ -1099,7 +1153,30 @@ class EngineImpl final : public Engine {
     Status status_;
     bool held_ = false;
     bool committed_ = false;
+    int64_t seen_unix_ms_ = 0;
   };
+
+  // Requires events_mu_.
+  void RememberEventLocked(const EventId& id, int64_t seen_unix_ms) {
+    auto [it, added] = events_.insert(id);
+    if (added) event_times_.emplace_back(seen_unix_ms, &*it);
+  }
+
+  // Remembers the stored event ids, oldest first (Open then forgets those past the window).
+  Status LoadEventIds(const StoreBatch& all) {
+    if (all.seen_unix_ms.size() != all.seen_events.size()) {  // a Store breaking its contract
+      return Status::FailedPrecondition(
+          "the store returned " + std::to_string(all.seen_unix_ms.size()) + " seen times for " +
+          std::to_string(all.seen_events.size()) + " seen event ids");
+    }
+    std::vector<size_t> order(all.seen_events.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(),
+              [&](size_t a, size_t b) { return all.seen_unix_ms[a] < all.seen_unix_ms[b]; });
+    std::lock_guard lock(events_mu_);
+    for (size_t i : order) RememberEventLocked(all.seen_events[i], all.seen_unix_ms[i]);
+    return Status::Ok();
+  }
 
   // Head index and learning target of every response; InvalidArgument naming the first
   // unknown head or bad value.
@@ -1278,9 +1355,11 @@ class EngineImpl final : public Engine {
     const bool last = std::none_of(next.answered.begin(), next.answered.end(),
                                    [](uint8_t a) { return a == kPositionPending; });
     StoreBatch extra;
+    const int64_t seen = NowUnixMs();
     if (last) {
       extra.delete_decisions.push_back(next.id);
       extra.seen_events.push_back(next.id);
+      extra.seen_unix_ms.push_back(seen);
     } else {
       extra.put_decisions.push_back(next);
     }
@@ -1302,7 +1381,7 @@ class EngineImpl final : public Engine {
       // the decision must find the id spent, not treat it as a new plain event.
       {
         std::lock_guard events_lock(events_mu_);
-        events_.insert(d.record.id);
+        RememberEventLocked(d.record.id, seen);
       }
       {
         std::lock_guard map_lock(decisions_mu_);
@@ -1759,9 +1838,15 @@ class EngineImpl final : public Engine {
   std::map<ClusterId, std::unique_ptr<ClusterState>> clusters_;
   uint64_t next_label_ = 0;
 
+  // Event ids seen within event_id_retention_seconds (see ExpireEventIds).
   mutable std::mutex events_mu_;
-  std::unordered_set<EventId> events_;          // applied (bounded growth: see docs)
-  std::unordered_set<EventId> pending_events_;  // being applied right now
+  std::unordered_set<EventId> events_;  // applied
+  // events_ in the order they were remembered, with their seen time; the expiry pops from
+  // the front. The pointers are to events_'s own keys (nodes do not move on rehash), so each
+  // id is stored once. Remembered out of time order (a clock stepping back), an id is
+  // forgotten only after those before it: late, never early.
+  std::deque<std::pair<int64_t, const EventId*>> event_times_;
+  std::unordered_set<EventId> pending_events_;  // being applied (or forgotten) right now
 
   mutable std::mutex reward_mu_;
   std::shared_ptr<const RewardFunction> reward_;
@@ -1819,6 +1904,8 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options,
   auto engine = std::make_unique<EngineImpl>(options, std::move(store), std::move(embedder),
                                              std::move(reward));
   DYNSPEC_RETURN_IF_ERROR(engine->Load());
+  // A directory closed for longer than the retention window opens without the ids past it.
+  DYNSPEC_RETURN_IF_ERROR(engine->ExpireEventIds(NowUnixMs()).status());
   engine->StartScheduler();
   engine->StartExpirySweep();
   return std::unique_ptr<Engine>(std::move(engine));

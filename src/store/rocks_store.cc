@@ -23,6 +23,8 @@
 #include <set>
 #include <thread>
 
+#include "store/batch.h"
+
 namespace dynspec {
 namespace store_format {
 namespace {
@@ -303,7 +305,14 @@ std::string EncodeCluster(const ClusterRecord& r) {
   return Seal(p);
 }
 
-std::string EncodeEvent() { return Seal(std::string_view()); }
+std::string EncodeEvent(int64_t seen_unix_ms) {
+  std::string p;
+  // A time before 1970 is a broken clock; stored as 0 it simply expires first.
+  PutVarint(&p, static_cast<uint64_t>(std::max<int64_t>(seen_unix_ms, 0)));
+  return Seal(p);
+}
+
+std::string EncodeEvent() { return EncodeEvent(store_batch::NowUnixMs()); }
 
 std::string EncodeProviderLoss(const ProviderLossRecord& r) {
   std::string p;
@@ -373,10 +382,16 @@ Status DecodeCluster(std::string_view key, std::string_view value, ClusterRecord
   return Status::Ok();
 }
 
-Status DecodeEvent(std::string_view key, std::string_view value) {
+Status DecodeEvent(std::string_view key, std::string_view value, int64_t* seen_unix_ms) {
   std::string_view payload;
   DYNSPEC_RETURN_IF_ERROR(Unseal(key, value, &payload));
-  return Reader(key, payload).Finish();
+  Reader rd(key, payload);
+  uint64_t seen = 0;
+  rd.Varint(&seen);
+  if (seen > uint64_t{INT64_MAX}) rd.Fail("seen time " + std::to_string(seen) + " exceeds 63 bits");
+  DYNSPEC_RETURN_IF_ERROR(rd.Finish());
+  *seen_unix_ms = static_cast<int64_t>(seen);
+  return Status::Ok();
 }
 
 Status DecodeProviderLoss(std::string_view key, std::string_view value, ProviderLossRecord* out) {
@@ -679,15 +694,7 @@ class RocksStore final : public Store {
                                           marker + ", this build reads up to " +
                                           std::to_string(sf::kStoreFormatVersion));
       }
-      if (version < sf::kStoreFormatVersion) {
-        // Versions 1 and 2 lack only record kinds added since (d/; l/ and h/), so they are
-        // upgraded in place; the marker moves first so that an older build refuses the
-        // directory from then on.
-        rocksdb::WriteOptions wo;
-        wo.sync = true;
-        s = db_->Put(wo, ToSlice(sf::kMarkerKey), std::to_string(sf::kStoreFormatVersion));
-        if (!s.ok()) return FromRocks(s, "upgrading the format marker of '" + dir_ + "'");
-      }
+      if (version < sf::kStoreFormatVersion) DYNSPEC_RETURN_IF_ERROR(Upgrade(version));
     }
 
     if (options_.sync_every_ms > 0) sync_thread_ = std::thread([this] { SyncLoop(); });
@@ -723,7 +730,47 @@ class RocksStore final : public Store {
   }
 
  private:
+  // Brings a format 1 to 3 directory to the current format in one synced WriteBatch, so a
+  // crash leaves the old format or the new one, never a mix. The record kinds added since
+  // (decisions, loss rows, streaks) need nothing written; the event records had an empty
+  // payload and get the time of the upgrade as their seen time (the real one was never
+  // stored), so they are kept for one full retention window from now. The marker moves in
+  // the same batch, so from then on an older build refuses the directory. The batch holds
+  // every event id once: a one-time cost in memory proportional to the number of seen ids.
+  Status Upgrade(int from_version) {
+    rocksdb::WriteBatch wb;
+    const std::string event_value = sf::EncodeEvent(store_batch::NowUnixMs());
+    rocksdb::ReadOptions ro;
+    ro.verify_checksums = true;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+    for (it->Seek(ToSlice(sf::kEventPrefix));
+         it->Valid() && it->key().starts_with(ToSlice(sf::kEventPrefix)); it->Next()) {
+      const std::string_view key(it->key().data(), it->key().size());
+      std::string_view payload;
+      DYNSPEC_RETURN_IF_ERROR(
+          sf::Unseal(key, std::string_view(it->value().data(), it->value().size()), &payload)
+              .WithContext("upgrading data directory '" + dir_ + "'"));
+      if (!payload.empty()) {
+        return Status::Corruption("upgrading data directory '" + dir_ + "' from format " +
+                                  std::to_string(from_version) + ": record '" +
+                                  sf::PrintableKey(key) + "' has a payload of " +
+                                  std::to_string(payload.size()) + " bytes, expected none");
+      }
+      wb.Put(it->key(), event_value);
+    }
+    if (!it->status().ok())
+      return FromRocks(it->status(), "upgrading data directory '" + dir_ + "'");
+    it.reset();
+    wb.Put(ToSlice(sf::kMarkerKey), std::to_string(sf::kStoreFormatVersion));
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    return FromRocks(db_->Write(wo, &wb), "upgrading the format of '" + dir_ + "' from " +
+                                              std::to_string(from_version) + " to " +
+                                              std::to_string(sf::kStoreFormatVersion));
+  }
+
   Status DoCommit(const StoreBatch& batch) {
+    DYNSPEC_RETURN_IF_ERROR(store_batch::CheckSeenTimes(batch));
     if (has_sync_error_.load(std::memory_order_acquire)) {
       std::lock_guard lock(error_mu_);
       return sync_error_;
@@ -735,8 +782,12 @@ class RocksStore final : public Store {
     for (const auto& p : batch.put_providers) wb.Put(sf::ProviderKey(p.id), sf::EncodeProvider(p));
     for (ClusterId id : batch.delete_clusters) wb.Delete(sf::ClusterKey(id));
     for (const auto& c : batch.put_clusters) wb.Put(sf::ClusterKey(c.id), sf::EncodeCluster(c));
-    const std::string event_value = sf::EncodeEvent();
-    for (const auto& e : batch.seen_events) wb.Put(sf::EventKey(e), event_value);
+    for (const auto& e : batch.forget_events) wb.Delete(sf::EventKey(e));
+    const int64_t now = store_batch::NowUnixMs();
+    for (size_t i = 0; i < batch.seen_events.size(); ++i) {
+      wb.Put(sf::EventKey(batch.seen_events[i]),
+             sf::EncodeEvent(store_batch::SeenTime(batch, i, now)));
+    }
     for (const auto& [k, v] : batch.put_meta) wb.Put(sf::MetaKey(k), sf::EncodeMeta(v));
     for (const auto& id : batch.delete_decisions) wb.Delete(sf::DecisionKey(id));
     for (const auto& d : batch.put_decisions) wb.Put(sf::DecisionKey(d.id), sf::EncodeDecision(d));
@@ -774,8 +825,12 @@ class RocksStore final : public Store {
       } else if (key.starts_with(sf::kClusterPrefix)) {
         st = sf::DecodeCluster(key, value, &all.put_clusters.emplace_back());
       } else if (key.starts_with(sf::kEventPrefix)) {
-        st = sf::DecodeEvent(key, value);
-        if (st.ok()) all.seen_events.emplace_back(key.substr(sf::kEventPrefix.size()));
+        int64_t seen = 0;
+        st = sf::DecodeEvent(key, value, &seen);
+        if (st.ok()) {
+          all.seen_events.emplace_back(key.substr(sf::kEventPrefix.size()));
+          all.seen_unix_ms.push_back(seen);
+        }
       } else if (key.starts_with(sf::kDecisionPrefix)) {
         st = sf::DecodeDecision(key, value, &all.put_decisions.emplace_back());
       } else if (key.starts_with(sf::kProviderLossPrefix)) {
