@@ -5,8 +5,15 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <iostream>
 #include <numeric>
+#include <set>
+#include <thread>
+
+#include "test_util.h"
 
 namespace dynspec {
 namespace {
@@ -329,6 +336,137 @@ TEST(EngineOpen, RefusesAStoreWithAnotherEmbeddingDimension) {
   o = EngineOptions();
   o.embed.dim = 32;
   EXPECT_TRUE(Engine::Open(o, std::make_unique<TestStore>(backing)).ok());
+}
+
+// ---- retention of seen event ids ---------------------------------------------------------
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::unique_ptr<Engine> OpenWithOneItem(const EngineOptions& o, std::unique_ptr<Store> store) {
+  auto e = Engine::Open(o, std::move(store));
+  EXPECT_TRUE(e.ok()) << e.status().ToString();
+  if (!e.ok()) return nullptr;
+  if (!(*e)->GetItem("m1").ok())
+    EXPECT_TRUE((*e)->Ingest({"m1", "MusicCo", {kMusic[0].second}}).ok());
+  return std::move(e).value();
+}
+
+StatusCode FeedbackCode(Engine& engine, const EventId& id) {
+  return engine.Feedback({id, "m1", {}, {{"like", 1}}}).status().code();
+}
+
+// ExpireEventIds takes the time as an argument, so the window is tested without waiting.
+TEST(EventIdRetention, DuplicateWithinTheWindowAcceptedAgainAfterIt) {
+  EngineOptions o = SmallOptions();
+  o.event_id_retention_seconds = 3600;
+  auto engine = OpenWithOneItem(o, nullptr);
+  ASSERT_TRUE(engine);
+  const int64_t t0 = NowMs();
+  ASSERT_EQ(FeedbackCode(*engine, "e1"), StatusCode::kOk);
+  ASSERT_EQ(FeedbackCode(*engine, "e2"), StatusCode::kOk);
+  EXPECT_EQ(FeedbackCode(*engine, "e1"), StatusCode::kAlreadyExists);
+  EXPECT_EQ(engine->Stats().seen_event_ids, 2u);
+  // A minute before the window ends: still a duplicate.
+  ASSERT_EQ(*engine->ExpireEventIds(t0 + 3600 * 1000 - 60 * 1000), 0u);
+  EXPECT_EQ(FeedbackCode(*engine, "e1"), StatusCode::kAlreadyExists);
+  // A minute after: forgotten, and accepted again as a new event.
+  ASSERT_EQ(*engine->ExpireEventIds(NowMs() + 3600 * 1000 + 60 * 1000), 2u);
+  EXPECT_EQ(engine->Stats().seen_event_ids, 0u);
+  EXPECT_EQ(FeedbackCode(*engine, "e1"), StatusCode::kOk);
+  EXPECT_EQ(FeedbackCode(*engine, "e1"), StatusCode::kAlreadyExists);
+  EXPECT_EQ(engine->Stats().seen_event_ids, 1u);
+
+  o.event_id_retention_seconds = 0;  // forever
+  auto forever = OpenWithOneItem(o, nullptr);
+  ASSERT_EQ(FeedbackCode(*forever, "e1"), StatusCode::kOk);
+  EXPECT_EQ(*forever->ExpireEventIds(INT64_MAX), 0u);
+  EXPECT_EQ(FeedbackCode(*forever, "e1"), StatusCode::kAlreadyExists);
+}
+
+// The seen times are stored: a restart keeps the window. Ids seen two days ago are forgotten
+// on open (in the store too); ids of the last hour are still duplicates.
+TEST(EventIdRetention, TheWindowSurvivesARestart) {
+  testing_util::ScopedTempDir dir;
+  EngineOptions o = SmallOptions();
+  o.event_id_retention_seconds = 86400;
+  auto durable = [&] { return std::move(OpenDurableStore(dir.Sub("data"), {})).value(); };
+  {
+    auto store = durable();
+    const int64_t now = NowMs();
+    ASSERT_TRUE(store
+                    ->Commit({.seen_events = {"ancient", "recent"},
+                              .seen_unix_ms = {now - 2 * 86400 * 1000, now - 3600 * 1000}})
+                    .ok());
+  }
+  {
+    auto engine = OpenWithOneItem(o, durable());
+    ASSERT_TRUE(engine);
+    EXPECT_EQ(engine->Stats().seen_event_ids, 1u);
+    EXPECT_EQ(FeedbackCode(*engine, "recent"), StatusCode::kAlreadyExists);
+    EXPECT_EQ(FeedbackCode(*engine, "fresh"), StatusCode::kOk);
+  }
+  {
+    auto store = durable();
+    StoreBatch all;
+    ASSERT_TRUE(store->LoadAll(&all).ok());
+    EXPECT_EQ(std::set<EventId>(all.seen_events.begin(), all.seen_events.end()),
+              (std::set<EventId>{"recent", "fresh"}));
+  }
+  auto engine = OpenWithOneItem(o, durable());
+  ASSERT_TRUE(engine);
+  EXPECT_EQ(FeedbackCode(*engine, "fresh"), StatusCode::kAlreadyExists);
+  EXPECT_EQ(FeedbackCode(*engine, "ancient"), StatusCode::kOk);  // forgotten: new again
+}
+
+// With a one-second window and the background sweep every 50 ms, the remembered ids stay
+// those of about the last second while events keep coming, in memory and on disk, and
+// drop to none once they stop.
+TEST(EventIdRetention, TheBackgroundSweepKeepsTheCountBounded) {
+  testing_util::ScopedTempDir dir;
+  EngineOptions o = SmallOptions();
+  o.event_id_retention_seconds = 1;
+  o.rank.expiry_check_ms = 50;
+  auto engine = OpenWithOneItem(o, std::move(OpenDurableStore(dir.Sub("data"), {})).value());
+  ASSERT_TRUE(engine);
+  std::vector<int64_t> sent;  // when each event was acknowledged
+  uint64_t most = 0;
+  const int64_t start = NowMs();
+  while (NowMs() - start < 3000) {
+    ASSERT_EQ(FeedbackCode(*engine, "ev-" + std::to_string(sent.size())), StatusCode::kOk);
+    sent.push_back(NowMs());
+    const uint64_t count = engine->Stats().seen_event_ids;
+    most = std::max(most, count);
+    // Everything acknowledged more than the window plus generous slack for the sweep on a
+    // loaded machine ago must be gone.
+    const int64_t now = NowMs();
+    const uint64_t recent =
+        std::count_if(sent.begin(), sent.end(), [&](int64_t t) { return t > now - 1000 - 700; });
+    ASSERT_LE(count, recent) << "after " << sent.size() << " events";
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  std::cout << sent.size() << " events in 3 s, at most " << most << " ids remembered\n";
+  EXPECT_LT(most, sent.size() / 2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1600));
+  EXPECT_EQ(engine->Stats().seen_event_ids, 0u);
+  engine.reset();
+  auto store = std::move(OpenDurableStore(dir.Sub("data"), {})).value();
+  StoreBatch all;
+  ASSERT_TRUE(store->LoadAll(&all).ok());
+  EXPECT_TRUE(all.seen_events.empty()) << all.seen_events.size() << " ids left on disk";
+}
+
+TEST(EventIdRetention, BadRetentionIsRefused) {
+  EngineOptions o = SmallOptions();
+  o.event_id_retention_seconds = -1;
+  auto e = Engine::Open(o);
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(e.status().message().find("event_id_retention_seconds"), std::string::npos)
+      << e.status().ToString();
 }
 
 }  // namespace

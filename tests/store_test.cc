@@ -139,8 +139,13 @@ struct Expected {
   std::map<ClusterId, ClusterRecord> clusters;
   std::set<EventId> events;
   std::map<std::string, std::string> meta;
+  std::map<ProviderId, ProviderLossRecord> losses;
+  std::map<ProviderId, ReclusterStreakRecord> streaks;
 
   void Apply(const StoreBatch& b) {
+    for (const auto& l : b.put_provider_losses) losses[l.provider] = l;
+    for (const auto& id : b.delete_streaks) streaks.erase(id);
+    for (const auto& h : b.put_streaks) streaks[h.provider] = h;
     for (const auto& id : b.delete_items) items.erase(id);
     for (const auto& r : b.put_items) items[r.id] = r;
     for (const auto& p : b.put_providers) providers[p.id] = p;
@@ -172,6 +177,23 @@ struct Expected {
     EXPECT_EQ(std::set<EventId>(all.seen_events.begin(), all.seen_events.end()), events);
     EXPECT_EQ(all.seen_events.size(), events.size());
     EXPECT_EQ(all.put_meta, meta);
+    ASSERT_EQ(all.put_provider_losses.size(), losses.size());
+    for (const auto& l : all.put_provider_losses) {
+      ASSERT_TRUE(losses.count(l.provider)) << l.provider;
+      const auto& want = losses.at(l.provider).cells;
+      ASSERT_EQ(l.cells.size(), want.size()) << l.provider;
+      for (size_t i = 0; i < want.size(); ++i) {
+        EXPECT_EQ(l.cells[i].cluster, want[i].cluster);
+        EXPECT_EQ(Bits(l.cells[i].loss_sum), Bits(want[i].loss_sum));
+        EXPECT_EQ(Bits(l.cells[i].count), Bits(want[i].count));
+      }
+    }
+    ASSERT_EQ(all.put_streaks.size(), streaks.size());
+    for (const auto& h : all.put_streaks) {
+      ASSERT_TRUE(streaks.count(h.provider)) << h.provider;
+      EXPECT_EQ(h.target, streaks.at(h.provider).target);
+      EXPECT_EQ(h.runs, streaks.at(h.provider).runs);
+    }
   }
 };
 
@@ -206,6 +228,10 @@ StoreBatch EveryKind(std::mt19937& rng) {
                     {7, ModelState()},
                     {std::numeric_limits<ClusterId>::max(), OddModel(rng, 8)}};
   b.seen_events = {"ev-1", "ev-2", std::string("ev\0", 3), ""};
+  b.put_provider_losses = {
+      {"prov-1", {{0, 12.5, 30.25}, {7, 4.9e-324, 0.0}, {0xFFFFFFFFu, -0.0, 1e300}}},
+      {std::string("prov\0x", 6), {}}};
+  b.put_streaks = {{"prov-1", 7, 1}, {"prov-2", 0xFFFFFFFFu, 0x7FFFFFFF}};
   b.put_meta = {{"embedding_dim", "33"},
                 {"heads", "click,like"},
                 {"empty", ""},
@@ -237,6 +263,9 @@ TEST(RocksStore, RoundTripsEveryRecordKindBitIdentical) {
     c.put_clusters = {{7, OddModel(rng, 20)}};
     c.seen_events = {"ev-1", "ev-3"};
     c.put_meta = {{"heads", "click,like,share"}};
+    c.put_provider_losses = {{"prov-1", {{7, 1.0, 2.0}}}};
+    c.delete_streaks = {"prov-2", "no-such-provider"};
+    c.put_streaks = {{"prov-1", 0, 2}, {"prov-3", 7, 1}};
     ASSERT_TRUE(store->Commit(c).ok());
     want.Apply(c);
     want.Check(*store);
@@ -246,6 +275,71 @@ TEST(RocksStore, RoundTripsEveryRecordKindBitIdentical) {
   // Reopen after close returns the same.
   auto store = MustOpen(dir.path());
   ASSERT_TRUE(store);
+  want.Check(*store);
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Both stores: every seen id comes back with its time (given, or the commit's), forgotten
+// ids are gone, and a batch whose times do not match its ids is refused whole.
+TEST(Stores, EventIdsKeepTheirSeenTimeAndCanBeForgotten) {
+  TempDir dir;
+  for (bool durable : {false, true}) {
+    SCOPED_TRACE(durable ? "rocksdb" : "memory");
+    std::unique_ptr<Store> store = durable ? MustOpen(dir.path()) : NewMemoryStore();
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(
+        store->Commit({.seen_events = {"a", "b", "d"}, .seen_unix_ms = {1000, 2000, 0}}).ok());
+    const int64_t before = NowMs();
+    ASSERT_TRUE(store->Commit({.seen_events = {"c"}}).ok());
+    const int64_t after = NowMs();
+    ASSERT_TRUE(
+        store
+            ->Commit(
+                {.seen_events = {"b"}, .seen_unix_ms = {2500}, .forget_events = {"a", "b", "zz"}})
+            .ok());  // forgets come first: b stays, with its new time
+    Status bad = store->Commit(
+        {.put_providers = {{"p", 0}}, .seen_events = {"e", "f"}, .seen_unix_ms = {1}});
+    EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument) << bad.ToString();
+    if (durable) {  // and after a reopen
+      store.reset();
+      store = MustOpen(dir.path());
+      ASSERT_TRUE(store);
+    }
+    StoreBatch all;
+    ASSERT_TRUE(store->LoadAll(&all).ok());
+    ASSERT_EQ(all.seen_unix_ms.size(), all.seen_events.size());
+    std::map<EventId, int64_t> seen;
+    for (size_t i = 0; i < all.seen_events.size(); ++i)
+      seen[all.seen_events[i]] = all.seen_unix_ms[i];
+    ASSERT_EQ(seen.size(), 3u);
+    EXPECT_EQ(seen["b"], 2500);
+    EXPECT_EQ(seen["d"], 0);
+    EXPECT_GE(seen["c"], before);
+    EXPECT_LE(seen["c"], after);
+    EXPECT_TRUE(all.put_providers.empty());  // the refused batch wrote nothing
+  }
+}
+
+// The memory store keeps the same contract: the same batches read back the same.
+TEST(MemoryStore, RoundTripsEveryRecordKind) {
+  std::mt19937 rng(1);
+  Expected want;
+  auto store = NewMemoryStore();
+  StoreBatch b = EveryKind(rng);
+  ASSERT_TRUE(store->Commit(b).ok());
+  want.Apply(b);
+  want.Check(*store);
+  StoreBatch c;
+  c.put_provider_losses = {{"prov-1", {{7, 1.0, 2.0}}}};
+  c.delete_streaks = {"prov-2"};
+  c.put_streaks = {{"prov-3", 7, 1}};
+  ASSERT_TRUE(store->Commit(c).ok());
+  want.Apply(c);
   want.Check(*store);
 }
 
@@ -445,12 +539,86 @@ TEST_F(DamagedRecord, UnknownKeyIsCorruption) {
   ExpectLoadFails(StatusCode::kCorruption, "unknown key 'z/whatever'");
 }
 
+TEST_F(DamagedRecord, EventWithoutItsSeenTimeIsCorruption) {
+  RawPut(dir_.path(), {{sf::EventKey("legacy"), sf::Seal("")}});
+  ExpectLoadFails(StatusCode::kCorruption, "'e/legacy' is malformed: truncated varint");
+}
+
+TEST_F(DamagedRecord, LossRowWithARepeatedClusterIsCorruption) {
+  std::string good = sf::EncodeProviderLoss({"p", {{1, 1.0, 2.0}, {1, 3.0, 4.0}}});
+  RawPut(dir_.path(), {{sf::ProviderLossKey("p"), good}});
+  ExpectLoadFails(StatusCode::kCorruption, "'l/p' is malformed: cluster 1 appears twice");
+}
+
+TEST_F(DamagedRecord, LossRowWithANegativeCountIsCorruption) {
+  RawPut(dir_.path(),
+         {{sf::ProviderLossKey("p"), sf::EncodeProviderLoss({"p", {{1, 1.0, -2.0}}})}});
+  ExpectLoadFails(StatusCode::kCorruption, "'l/p' is malformed: cell of cluster 1");
+}
+
+TEST_F(DamagedRecord, LossRowWithAHugeCountIsCorruptionNotAnAllocation) {
+  std::string payload;
+  payload.push_back(1);  // provider "p"
+  payload.push_back('p');
+  for (int i = 0; i < 9; ++i) payload.push_back(static_cast<char>(0xFF));
+  payload.push_back(0x01);
+  RawPut(dir_.path(), {{sf::ProviderLossKey("p"), sf::Seal(payload)}});
+  ExpectLoadFails(StatusCode::kCorruption, "'l/p' is malformed: count");
+}
+
+TEST_F(DamagedRecord, StreakUnderTheWrongKeyIsCorruption) {
+  RawPut(dir_.path(), {{sf::StreakKey("q"), sf::EncodeStreak({"p", 1, 1})}});
+  ExpectLoadFails(StatusCode::kCorruption, "'h/q' holds id 'p'");
+}
+
+// A directory of format 1, 2 or 3 (event records without their seen time; no decisions,
+// loss rows or streaks before 2 and 3) opens, is upgraded to format 4 in one batch (the
+// marker moves, so an older build refuses it from then on), keeps everything it held, and
+// its event ids get the time of the upgrade, so they are kept one full retention window.
+TEST_F(DamagedRecord, OlderFormatsAreUpgradedOnOpen) {
+  for (const char* version : {"1", "2", "3"}) {
+    SCOPED_TRACE(std::string("format ") + version);
+    TempDir dir;
+    {
+      auto store = MustOpen(dir.path());
+      ASSERT_TRUE(store);
+      ASSERT_TRUE(store->Commit({.put_items = {item_}, .put_providers = {{"p", 0}}}).ok());
+    }
+    RawPut(dir.path(), {{std::string(sf::kMarkerKey), version},
+                        {sf::EventKey("old-1"), sf::Seal("")},
+                        {sf::EventKey(std::string("old\0two", 7)), sf::Seal("")}});
+    const int64_t before = NowMs();
+    {
+      auto store = MustOpen(dir.path());
+      ASSERT_TRUE(store);
+      const int64_t after = NowMs();
+      StoreBatch all;
+      ASSERT_TRUE(store->LoadAll(&all).ok());
+      ASSERT_EQ(all.put_items.size(), 1u);
+      ExpectSameItem(all.put_items[0], item_);
+      ASSERT_EQ(all.seen_events.size(), 2u);
+      ASSERT_EQ(all.seen_unix_ms.size(), 2u);
+      for (int64_t t : all.seen_unix_ms) {
+        EXPECT_GE(t, before);
+        EXPECT_LE(t, after);
+      }
+      ASSERT_TRUE(store->Commit({.put_provider_losses = {{"p", {{0, 1.0, 2.0}}}}}).ok());
+    }
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::OpenForReadOnly(rocksdb::Options(), dir.path(), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    std::string marker;
+    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), std::string(sf::kMarkerKey), &marker).ok());
+    EXPECT_EQ(marker, "4");
+  }
+}
+
 TEST_F(DamagedRecord, FutureStoreFormatIsRefusedOnOpen) {
-  RawPut(dir_.path(), {{std::string(sf::kMarkerKey), "3"}});
+  RawPut(dir_.path(), {{std::string(sf::kMarkerKey), "5"}});
   Status st = OpenStatus(dir_.path());
   EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
   EXPECT_NE(st.message().find("data directory '" + dir_.path() +
-                              "' has format version 3, this build reads up to 2"),
+                              "' has format version 5, this build reads up to 4"),
             std::string::npos)
       << st.ToString();
 }

@@ -75,6 +75,12 @@ class Engine {
   // get options.rank.expired_reward (and, with learn_from_expired, a "no response" update).
   // Runs by itself every options.rank.expiry_check_ms. Returns the decisions resolved.
   virtual Result<size_t> ExpireDecisions(int64_t now_unix_ms) = 0;
+  // Forgets the seen event ids older than options.event_id_retention_seconds at
+  // `now_unix_ms` (nothing when it is 0), in memory and in the store, so that the same id is
+  // accepted again. Runs by itself on open and every options.rank.expiry_check_ms. Returns
+  // the ids forgotten. An id being forgotten right now is refused (AlreadyExists) until the
+  // store has dropped it, so a restart can never resurrect an id accepted again meanwhile.
+  virtual Result<size_t> ExpireEventIds(int64_t now_unix_ms) = 0;
 
   // Replaces the reward function; models are untouched.
   virtual Status SetRewardTerms(const std::vector<RewardTerm>& terms) = 0;

@@ -127,6 +127,12 @@ struct ReclusterOptions {
   int consecutive_runs = 2;
   // ... and at most this many providers move per run (largest gain first).
   int max_moves_per_run = 50;
+  // Providers with fewer than min_evidence shadow evaluations at home are placed by content
+  // instead: one becomes a move candidate (same hysteresis and cap, after the evidence-backed
+  // candidates) for the cluster whose performance cluster's content centroid is most similar
+  // to its own, when that cosine similarity exceeds the one of its current cluster's by more
+  // than this (absolute, in [0, 2]; 2 turns content placement off). See docs/clustering.md.
+  double content_move_margin = 0.05;
   // The engine runs re-clustering by itself every period (0: only on demand).
   int64_t period_seconds = 86400;
 };
@@ -199,6 +205,14 @@ struct EngineOptions {
   // (one line on stderr names the file and the reason). The engine writes the snapshots on
   // SnapshotPartitions() and when it is destroyed. The directory is created when needed.
   std::string partition_snapshot_dir;
+  // How long a seen feedback event id (and a resolved ranking decision's id) is remembered,
+  // so that a repeated id is refused as AlreadyExists; after it the id is forgotten, in memory
+  // and in the store, and the same id is accepted again as a new event. Ids are stored with
+  // the time they were seen, so the window survives a restart; they are forgotten on open and
+  // by the engine's expiry sweep (every rank.expiry_check_ms). 0 = remember forever (memory
+  // and disk then grow with every event id). Too short a window lets a client's retry or a
+  // replayed log that arrives later than this be learned twice. Default 7 days.
+  int64_t event_id_retention_seconds = 7 * 86400;
 };
 
 // Checks every field; the message names the first bad one, e.g. "blend.k must be >= 1".

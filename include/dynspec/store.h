@@ -52,6 +52,27 @@ struct DecisionRecord {
   std::vector<std::vector<std::pair<ItemId, double>>> blends;
 };
 
+// Shadow-evaluation statistics of one provider (the engine's provider x cluster loss matrix,
+// see ReclusterOptions): per cluster, the decayed sum of per-event losses and the decayed
+// number of evaluations. Written with the feedback that changed them.
+struct ProviderLossRecord {
+  ProviderId provider;
+  struct Cell {
+    ClusterId cluster = 0;
+    double loss_sum = 0;
+    double count = 0;
+  };
+  std::vector<Cell> cells;  // at most one per cluster
+};
+
+// Re-clustering hysteresis of one provider: the cluster it has been a move candidate for, in
+// `runs` consecutive re-clustering runs (see ReclusterOptions::consecutive_runs).
+struct ReclusterStreakRecord {
+  ProviderId provider;
+  ClusterId target = 0;
+  int runs = 0;
+};
+
 // A set of changes applied atomically: after Commit returns OK all of them are stored,
 // after it fails none are. Items are upserted by id; providers and clusters likewise.
 struct StoreBatch {
@@ -60,9 +81,17 @@ struct StoreBatch {
   std::vector<ProviderRecord> put_providers;
   std::vector<ClusterRecord> put_clusters;
   std::vector<ClusterId> delete_clusters;
-  std::vector<EventId> seen_events;           // feedback event ids, for idempotency after restart
+  std::vector<EventId> seen_events;  // feedback event ids, for idempotency after restart
+  // When each of seen_events was seen (unix ms), so that retention survives a restart.
+  // Commit: empty (the store uses the time of the commit) or one per seen_events; LoadAll
+  // always fills one per seen_events.
+  std::vector<int64_t> seen_unix_ms;
+  std::vector<EventId> forget_events;         // seen ids past their retention (before seen_events)
   std::vector<DecisionRecord> put_decisions;  // pending ranking decisions, upserted by id
   std::vector<EventId> delete_decisions;      // resolved ones (deletes come before puts)
+  std::vector<ProviderLossRecord> put_provider_losses;  // upserted by provider
+  std::vector<ReclusterStreakRecord> put_streaks;       // upserted by provider
+  std::vector<ProviderId> delete_streaks;               // (deletes come before puts)
   // Small metadata the engine checks on open (format version, embedding dimension, heads),
   // so a data directory is never reopened silently with an incompatible configuration.
   std::map<std::string, std::string> put_meta;
@@ -70,6 +99,7 @@ struct StoreBatch {
 
 // Contract: Commit is atomic and, for durable stores, durable when it returns OK; it may be
 // called from several threads at once. LoadAll returns everything committed so far.
+// InvalidArgument when seen_unix_ms is neither empty nor as long as seen_events.
 class Store {
  public:
   virtual ~Store() = default;

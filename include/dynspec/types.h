@@ -158,14 +158,21 @@ struct ProviderMove {
   double home_evidence = 0;
   double target_evidence = 0;
   int streak = 0;  // consecutive runs the move has been a candidate
+  // Placed by content: too little shadow evidence (ReclusterOptions::min_evidence), moved
+  // because its content centroid is closer to the target's performance cluster
+  // (target_similarity) than to its current one's (home_similarity), by cosine.
+  bool by_content = false;
+  double home_similarity = 0;
+  double target_similarity = 0;
 };
 
 // What one re-clustering run did and why.
 struct ReclusterReport {
   int64_t started_unix_seconds = 0;
   double seconds = 0;
-  size_t providers_profiled = 0;  // with enough shadow evidence
-  size_t providers_skipped = 0;
+  size_t providers_profiled = 0;       // with enough shadow evidence
+  size_t providers_skipped = 0;        // too little evidence
+  size_t providers_by_content = 0;     // of those, the ones compared by content centroid
   std::vector<ProviderMove> moves;     // applied
   std::vector<ProviderMove> deferred;  // waiting for hysteresis or over the per-run cap
   // Adjusted Rand index between the current assignment and the performance clustering.
@@ -195,6 +202,7 @@ struct EngineStats {
   uint64_t rank_decisions = 0;     // made by this process
   uint64_t pending_decisions = 0;  // waiting for feedback now
   uint64_t expired_positions = 0;  // slate positions resolved by expiry (this process)
+  uint64_t seen_event_ids = 0;     // event ids remembered for deduplication now
   // Per head (ModelOptions::heads order): the item model's loss on each feedback event
   // before learning from it (progressive validation), as an exponential moving average over
   // about the last 1000 observations of that head; 0 before the first.

@@ -20,6 +20,7 @@
 #include "eval/amazon.h"
 #include "eval/events.h"
 #include "eval/ope_report.h"
+#include "eval/recluster_report.h"
 #include "eval/replay.h"
 #include "eval/simulate.h"
 #include "eval/table.h"
@@ -28,6 +29,7 @@
 #endif
 #include "media/image_embedder.h"
 #include "media/video_embedder.h"
+#include "server/api.h"
 #include "server/http_server.h"
 
 namespace {
@@ -385,6 +387,27 @@ int InspectDataDir(const CLI::App* cmd, const DataDirFlags& f, const std::string
   return 0;
 }
 
+// Re-clusters a data directory no process holds, from the shadow-evaluation statistics and
+// streaks stored in it, and prints the report as POST /v1/recluster answers it.
+int ReclusterDataDir(const CLI::App* cmd, const DataDirFlags& f, const std::string& out_dir) {
+  if (f.data_dir.empty()) return Fail(Status::InvalidArgument("give --data-dir or --server"));
+  std::error_code ec;
+  if (!std::filesystem::exists(f.data_dir, ec)) {
+    return Fail(Status::NotFound("data directory '" + f.data_dir + "' does not exist"));
+  }
+  auto engine = OpenEngineAt(cmd, f);
+  if (!engine.ok()) return Fail(engine.status());
+  auto report = (*engine)->Recluster();
+  if (!report.ok()) return Fail(report.status());
+  std::cout << dynspec::server::EncodeRecluster(*report) << "\n";
+  if (!out_dir.empty()) {
+    if (Status st = dynspec::eval::WriteReclusterReport(*report, out_dir); !st.ok())
+      return Fail(st);
+    std::cerr << "wrote " << out_dir << "/recluster.json and dendrogram.svg\n";
+  }
+  return 0;
+}
+
 struct ServeFlags {
   DataDirFlags data;
   dynspec::server::ServerOptions server;
@@ -647,13 +670,23 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
 
-  std::string recluster_server, recluster_token_file;
+  std::string recluster_server, recluster_token_file, recluster_out;
+  DataDirFlags recluster_flags;
   CLI::App* recluster_cmd = app.add_subcommand(
       "recluster",
-      "Re-cluster providers now on a running server (POST /v1/recluster) and print the report");
-  recluster_cmd->add_option("--server", recluster_server, "address of `dynspec serve` (host:port)")
-      ->required();
-  recluster_cmd->add_option("--token-file", recluster_token_file, "bearer token");
+      "Re-cluster providers now, on a data directory no process holds (--data-dir) or on a "
+      "running server (--server, POST /v1/recluster), and print the report");
+  AddDataDirFlags(recluster_cmd, &recluster_flags);
+  recluster_cmd->get_option("--data-dir")->required(false);
+  recluster_cmd
+      ->add_option("--server", recluster_server,
+                   "address of a running `dynspec serve` (host:port) holding the directory")
+      ->excludes("--data-dir");
+  recluster_cmd->add_option("--token-file", recluster_token_file, "bearer token for --server");
+  recluster_cmd
+      ->add_option("--out", recluster_out,
+                   "with --data-dir: also write recluster.json and dendrogram.svg here")
+      ->excludes("--server");
 
   ServeFlags serve;
   CLI::App* serve_cmd = app.add_subcommand(
@@ -811,12 +844,14 @@ int main(int argc, char** argv) {
               << " (on the server's machine)\n";
     return 0;
   }
-  if (recluster_cmd->parsed()) {
+  if (recluster_cmd->parsed() && !recluster_server.empty()) {
     auto reply = PostToServer(recluster_server, recluster_token_file, "/v1/recluster", "");
     if (!reply.ok()) return Fail(reply.status());
     std::cout << *reply << "\n";
     return 0;
   }
+  if (recluster_cmd->parsed())
+    return ReclusterDataDir(recluster_cmd, recluster_flags, recluster_out);
   if (backup_cmd->parsed()) {
     if (backup_flags.data_dir.empty()) {
       return Fail(Status::InvalidArgument("give --data-dir or --server"));

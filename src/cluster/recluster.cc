@@ -1,9 +1,46 @@
 #include "cluster/recluster.h"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 namespace dynspec {
+namespace {
+
+// Per engine cluster matched in step 3, the normalized mean of the content centroids of the
+// profiled providers in its performance cluster.
+std::map<ClusterId, std::vector<double>> ContentCentroids(
+    const std::vector<const ProviderProfile*>& used, const std::vector<int>& labels,
+    const std::map<int, ClusterId>& matched) {
+  std::map<ClusterId, std::vector<double>> sums;
+  for (size_t i = 0; i < used.size(); ++i) {
+    auto m = matched.find(labels[i]);
+    const auto& v = used[i]->content;
+    if (m == matched.end() || v.empty()) continue;
+    auto& sum = sums[m->second];
+    sum.resize(v.size(), 0.0);
+    for (size_t d = 0; d < v.size(); ++d) sum[d] += v[d];
+  }
+  for (auto it = sums.begin(); it != sums.end();) {
+    double n2 = 0;
+    for (double x : it->second) n2 += x * x;
+    if (!(n2 > 0)) {  // members whose contents cancel out: no direction to compare with
+      it = sums.erase(it);
+      continue;
+    }
+    for (double& x : it->second) x /= std::sqrt(n2);
+    ++it;
+  }
+  return sums;
+}
+
+double Cosine(const std::vector<float>& unit, const std::vector<double>& centroid) {
+  double dot = 0;
+  for (size_t d = 0; d < unit.size(); ++d) dot += unit[d] * centroid[d];
+  return dot;
+}
+
+}  // namespace
 
 Result<ReclusterPlan> PlanRecluster(const std::vector<ProviderProfile>& profiles,
                                     const std::vector<ClusterId>& clusters,
@@ -11,13 +48,25 @@ Result<ReclusterPlan> PlanRecluster(const std::vector<ProviderProfile>& profiles
   ReclusterPlan plan;
   if (clusters.empty()) return Status::FailedPrecondition("there are no clusters to evaluate");
 
+  size_t content_dim = 0;
+  for (const auto& p : profiles) {
+    if (p.content.empty()) continue;
+    if (content_dim == 0) content_dim = p.content.size();
+    if (p.content.size() != content_dim) {
+      return Status::InvalidArgument("provider '" + p.provider + "' has a content centroid of " +
+                                     std::to_string(p.content.size()) + " values, expected " +
+                                     std::to_string(content_dim));
+    }
+  }
+
   // 1. Profiles.
-  std::vector<const ProviderProfile*> used;
+  std::vector<const ProviderProfile*> used, little;
   std::vector<std::vector<float>> points;
   for (const auto& p : profiles) {
     auto home = p.cells.find(p.current);
     if (home == p.cells.end() || home->second.count < o.min_evidence) {
       plan.providers_skipped++;
+      little.push_back(&p);
       continue;
     }
     std::vector<double> row(clusters.size(), 0.0);
@@ -74,6 +123,14 @@ Result<ReclusterPlan> PlanRecluster(const std::vector<ProviderProfile>& profiles
   std::vector<int> current_labels, proposed_labels;
   std::vector<MoveDecision> candidates;
   std::set<ProviderId> still_candidates;
+  // Counts one more run in a row of `provider` wanting `target`; returns the streak.
+  auto bump_streak = [&](const ProviderId& provider, ClusterId target) {
+    auto& streak = state->streaks[provider];
+    streak = streak.first == target ? std::make_pair(target, streak.second + 1)
+                                    : std::make_pair(target, 1);
+    still_candidates.insert(provider);
+    return streak.second;
+  };
   for (size_t i = 0; i < used.size(); ++i) {
     const ProviderProfile& p = *used[i];
     auto m = matched.find(labels[i]);
@@ -87,20 +144,54 @@ Result<ReclusterPlan> PlanRecluster(const std::vector<ProviderProfile>& profiles
     auto there = p.cells.find(target);
     if (there == p.cells.end() || there->second.count < o.min_evidence) continue;
     if (!(there->second.mean() <= home.mean() * (1.0 - o.move_margin))) continue;
-    auto& streak = state->streaks[p.provider];
-    streak = streak.first == target ? std::make_pair(target, streak.second + 1)
-                                    : std::make_pair(target, 1);
-    still_candidates.insert(p.provider);
+    const int streak = bump_streak(p.provider, target);
     candidates.push_back({p.provider, p.current, target, home.mean(), there->second.mean(),
-                          home.count, there->second.count, streak.second});
+                          home.count, there->second.count, streak});
+  }
+  // 5. Little-data providers, by content.
+  const auto centroids = ContentCentroids(used, labels, matched);
+  for (const ProviderProfile* p : little) {
+    auto home = centroids.find(p->current);
+    if (p->content.empty() || home == centroids.end()) continue;
+    plan.providers_by_content++;
+    const double home_similarity = Cosine(p->content, home->second);
+    ClusterId target = p->current;
+    double target_similarity = home_similarity;
+    for (const auto& [c, centroid] : centroids) {  // ascending ids: ties keep the lower one
+      const double sim = Cosine(p->content, centroid);
+      if (sim > target_similarity) {
+        target = c;
+        target_similarity = sim;
+      }
+    }
+    if (target == p->current || !(target_similarity - home_similarity > o.content_move_margin)) {
+      continue;
+    }
+    MoveDecision d{p->provider, p->current, target, 0, 0, 0, 0, bump_streak(p->provider, target)};
+    auto cell = [&](ClusterId c) {
+      auto it = p->cells.find(c);
+      return it == p->cells.end() ? LossCell() : it->second;
+    };
+    d.home_loss = cell(p->current).mean();
+    d.home_evidence = cell(p->current).count;
+    d.target_loss = cell(target).mean();
+    d.target_evidence = cell(target).count;
+    d.by_content = true;
+    d.home_similarity = home_similarity;
+    d.target_similarity = target_similarity;
+    candidates.push_back(d);
   }
   // Providers that stopped being candidates lose their streak.
   for (auto it = state->streaks.begin(); it != state->streaks.end();) {
     it = still_candidates.count(it->first) ? std::next(it) : state->streaks.erase(it);
   }
-  std::sort(candidates.begin(), candidates.end(), [](const auto& a, const auto& b) {
-    const double ga = a.home_loss - a.target_loss, gb = b.home_loss - b.target_loss;
-    if (ga != gb) return ga > gb;
+  // Evidence before content (a measured gain outranks a similarity), then the largest gain.
+  auto gain = [](const MoveDecision& m) {
+    return m.by_content ? m.target_similarity - m.home_similarity : m.home_loss - m.target_loss;
+  };
+  std::sort(candidates.begin(), candidates.end(), [&](const auto& a, const auto& b) {
+    if (a.by_content != b.by_content) return !a.by_content;
+    if (gain(a) != gain(b)) return gain(a) > gain(b);
     return a.provider < b.provider;
   });
   for (const auto& c : candidates) {

@@ -15,6 +15,15 @@
 //     becomes a candidate only if its measured loss there is lower than at home by the
 //     configured margin; it moves once it has been a candidate for the same target in
 //     `consecutive_runs` runs in a row; at most `max_moves_per_run` move, largest gain first.
+//  5. Providers with too little evidence (skipped in step 1) are placed by content: each
+//     performance cluster matched to an engine cluster in step 3 gets a content centroid,
+//     the mean of its members' normalized content centroids. A little-data provider becomes
+//     a candidate for the engine cluster whose centroid is most similar to its own (cosine)
+//     when that is not its current cluster and the similarity exceeds the one of its current
+//     cluster's performance cluster by more than `content_move_margin`. It is then subject
+//     to the same hysteresis and the same per-run cap, after every evidence-backed candidate.
+//     A provider whose current cluster has no performance cluster, or that has no content,
+//     stays where it is.
 #pragma once
 
 #include <map>
@@ -38,6 +47,9 @@ struct ProviderProfile {
   ProviderId provider;
   ClusterId current = 0;
   std::map<ClusterId, LossCell> cells;
+  // The provider's content centroid, normalized (empty: it has no items). Used only when
+  // the provider has too little evidence (step 5); all non-empty ones have one dimension.
+  std::vector<float> content;
 };
 
 struct MoveDecision {
@@ -49,6 +61,12 @@ struct MoveDecision {
   double home_evidence = 0;
   double target_evidence = 0;
   int streak = 0;  // consecutive runs this move has been a candidate
+  // Placed by content (step 5): too little evidence, so the losses above are what little
+  // there is (0 without any), and the case rests on the cosine similarity of the provider's
+  // content centroid to its current and its target performance cluster.
+  bool by_content = false;
+  double home_similarity = 0;
+  double target_similarity = 0;
 };
 
 // Carried from one run to the next (hysteresis).
@@ -60,7 +78,9 @@ struct ReclusterPlan {
   std::vector<MoveDecision> moves;     // to apply now
   std::vector<MoveDecision> deferred;  // candidates still short of the hysteresis or the cap
   size_t providers_profiled = 0;
-  size_t providers_skipped = 0;    // too little evidence
+  size_t providers_skipped = 0;  // too little evidence
+  // Of those, the ones compared by content with the performance clusters (step 5).
+  size_t providers_by_content = 0;
   std::vector<ProviderId> leaves;  // dendrogram leaf i is provider leaves[i]
   Dendrogram dendrogram;
   std::map<ProviderId, ClusterId> proposed;  // matched performance cluster per provider
@@ -68,6 +88,8 @@ struct ReclusterPlan {
   double adjusted_rand_index = 1;
 };
 
+// InvalidArgument when two content centroids differ in dimension; FailedPrecondition without
+// clusters.
 Result<ReclusterPlan> PlanRecluster(const std::vector<ProviderProfile>& profiles,
                                     const std::vector<ClusterId>& clusters,
                                     const ReclusterOptions& options, ReclusterState* state);

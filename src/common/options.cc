@@ -92,6 +92,9 @@ Status ValidateOptions(const EngineOptions& o) {
   }
   if (r.consecutive_runs < 1) return Bad("recluster.consecutive_runs", "must be >= 1");
   if (r.max_moves_per_run < 0) return Bad("recluster.max_moves_per_run", "must be >= 0");
+  if (!(r.content_move_margin >= 0 && r.content_move_margin <= 2)) {
+    return Bad("recluster.content_move_margin", "must be in [0, 2] (2 turns it off)");
+  }
   if (r.period_seconds < 0) return Bad("recluster.period_seconds", "must be >= 0");
   const RankOptions& k = o.rank;
   if (!(k.temperature > 0 && std::isfinite(k.temperature))) {
@@ -115,6 +118,10 @@ Status ValidateOptions(const EngineOptions& o) {
     return Bad("ppo.entropy_coef", "must be finite and >= 0");
   }
   if (ppo.buffer_events < 1) return Bad("ppo.buffer_events", "must be >= 1");
+  // Up to 100 years: the window in milliseconds must fit in 64 bits with room to spare.
+  if (o.event_id_retention_seconds < 0 || o.event_id_retention_seconds > 3'155'760'000) {
+    return Bad("event_id_retention_seconds", "must be in [0, 3155760000] (0 = forever)");
+  }
   if (o.limits.max_id_bytes < 1 || o.limits.max_text_bytes < 1 || o.limits.max_batch_items < 1) {
     return Bad("limits", "must all be >= 1");
   }

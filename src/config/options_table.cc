@@ -105,6 +105,9 @@ std::vector<OptionEntry> BuildTable() {
       DYNSPEC_NUMBER_OPTION(recluster.move_margin, "relative loss gain a move needs"),
       DYNSPEC_NUMBER_OPTION(recluster.consecutive_runs, "runs in a row a move must win"),
       DYNSPEC_NUMBER_OPTION(recluster.max_moves_per_run, "most providers moved per run"),
+      DYNSPEC_NUMBER_OPTION(recluster.content_move_margin,
+                            "cosine gain a little-data provider needs to move by content "
+                            "(2 = never)"),
       DYNSPEC_NUMBER_OPTION(recluster.period_seconds,
                             "automatic re-clustering period in seconds (0 = on demand only)"),
       DYNSPEC_NUMBER_OPTION(rank.temperature, "softmax temperature of the ranking policy"),
@@ -125,6 +128,9 @@ std::vector<OptionEntry> BuildTable() {
       DYNSPEC_NUMBER_OPTION(limits.max_text_bytes, "longest accepted content text"),
       DYNSPEC_NUMBER_OPTION(limits.max_sparse_features, "most sparse context features"),
       DYNSPEC_NUMBER_OPTION(limits.max_batch_items, "most items per ingest batch"),
+      DYNSPEC_NUMBER_OPTION(event_id_retention_seconds,
+                            "seen event ids are forgotten (accepted again) after this many "
+                            "seconds (0 = never)"),
   };
   t.push_back({"model.heads",
                "response heads as name:binary|regression|regression_log1p, comma separated",

@@ -19,6 +19,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -190,7 +191,8 @@ class EngineImpl final : public Engine {
     });
   }
 
-  // Resolves expired decisions every rank.expiry_check_ms until the engine is destroyed.
+  // Resolves expired decisions and forgets expired event ids every rank.expiry_check_ms
+  // until the engine is destroyed.
   void StartExpirySweep() {
     if (options_.rank.expiry_check_ms <= 0) return;
     expiry_thread_ = std::thread([this] {
@@ -203,6 +205,10 @@ class EngineImpl final : public Engine {
           std::fprintf(stderr, "dynspec: resolving expired decisions failed: %s\n",
                        r.status().ToString().c_str());
         }
+        auto forgotten = ExpireEventIds(NowUnixMs());
+        if (!forgotten.ok()) {
+          std::fprintf(stderr, "dynspec: %s\n", forgotten.status().ToString().c_str());
+        }
         lock.lock();
       }
     });
@@ -212,6 +218,7 @@ class EngineImpl final : public Engine {
     StoreBatch all;
     DYNSPEC_RETURN_IF_ERROR(store_->LoadAll(&all).WithContext("loading the store"));
     DYNSPEC_RETURN_IF_ERROR(CheckOrWriteMeta(all.put_meta));
+    std::lock_guard run(recluster_mu_);  // before the catalog lock, as in Recluster
     std::unique_lock lock(catalog_mu_);
     // Served items of each cluster, in store order: they make up its partition.
     std::map<ClusterId, std::vector<const ItemState*>> served;
@@ -285,10 +292,22 @@ class EngineImpl final : public Engine {
     for (auto& t : pool) t.join();
     for (const Status& st : results) DYNSPEC_RETURN_IF_ERROR(st);
     loaded_ = true;
-    events_.insert(all.seen_events.begin(), all.seen_events.end());
+    DYNSPEC_RETURN_IF_ERROR(LoadEventIds(all));
     for (auto& d : all.put_decisions) {
       const EventId id = d.id;
       decisions_[id] = std::make_shared<PendingDecision>(std::move(d));
+    }
+    // Shadow-evaluation statistics and re-clustering streaks, so that a re-clustering after
+    // a restart (or by `dynspec recluster --data-dir`) sees what the running engine saw.
+    {
+      std::lock_guard perf_lock(perf_mu_);
+      for (const auto& l : all.put_provider_losses) {
+        auto& row = perf_[l.provider];
+        for (const auto& c : l.cells) row[c.cluster] = {c.loss_sum, c.count};
+      }
+    }
+    for (const auto& h : all.put_streaks) {
+      recluster_state_.streaks[h.provider] = {h.target, h.runs};
     }
     return Status::Ok();
   }
@@ -665,10 +684,14 @@ class EngineImpl final : public Engine {
     EventReservation reservation(this, event.event_id);
     DYNSPEC_RETURN_IF_ERROR(reservation.status());
     StoreBatch extra;
-    if (!event.event_id.empty()) extra.seen_events.push_back(event.event_id);
+    const int64_t seen = NowUnixMs();
+    if (!event.event_id.empty()) {
+      extra.seen_events.push_back(event.event_id);
+      extra.seen_unix_ms.push_back(seen);
+    }
     DYNSPEC_ASSIGN_OR_RETURN(FeedbackResult result,
                              Learn(*it->second, x, targets, event.responses, std::move(extra)));
-    reservation.Commit();
+    reservation.Commit(seen);
     return result;
   }
 
@@ -781,6 +804,42 @@ class EngineImpl final : public Engine {
     return resolved;
   }
 
+  Result<size_t> ExpireEventIds(int64_t now_unix_ms) override {
+    const int64_t retention = options_.event_id_retention_seconds;
+    if (retention <= 0 || now_unix_ms < INT64_MIN + retention * 1000) return size_t{0};
+    const int64_t cutoff = now_unix_ms - retention * 1000;
+    // Bounded batches, so that forgetting a backlog (a directory closed for weeks) never
+    // builds one huge WriteBatch.
+    constexpr size_t kBatch = 10000;
+    size_t forgotten = 0;
+    for (;;) {
+      StoreBatch batch;
+      {
+        std::lock_guard lock(events_mu_);
+        while (!event_times_.empty() && event_times_.front().first <= cutoff &&
+               batch.forget_events.size() < kBatch) {
+          EventId id = *event_times_.front().second;
+          event_times_.pop_front();
+          events_.erase(id);
+          // Held as pending until the store has dropped it: were the id accepted again
+          // meanwhile, its new e/ record could be committed before this batch deletes it,
+          // and a restart would then accept it a third time.
+          pending_events_.insert(id);
+          batch.forget_events.push_back(std::move(id));
+        }
+      }
+      if (batch.forget_events.empty()) return forgotten;
+      Status st = store_->Commit(batch);
+      {
+        std::lock_guard lock(events_mu_);
+        for (const auto& id : batch.forget_events) pending_events_.erase(id);
+      }
+      // On failure the ids stay in the store (forgotten in memory only, as they are past the
+      // window anyway) and are dropped on the next open.
+      if (!st.ok()) return st.WithContext("forgetting expired event ids");
+      forgotten += batch.forget_events.size();
+    }
+  }
   // ---- reward, clusters, inspection ---------------------------------------------------
 
   Status SetRewardTerms(const std::vector<RewardTerm>& terms) override {
@@ -921,19 +980,40 @@ class EngineImpl final : public Engine {
       for (const auto& [id, cs] : clusters_) cluster_ids.push_back(id);
       std::lock_guard perf_lock(perf_mu_);
       for (const auto& [id, ps] : providers_) {
-        ProviderProfile p{id, ps.cluster, {}};
+        // Content for step 5 of the plan: 4 * D bytes per provider for the run's duration,
+        // skipped when content placement is off.
+        ProviderProfile p{id, ps.cluster, {}, {}};
+        if (options_.recluster.content_move_margin < 2) {
+          p.content = NormalizedCentroid(ps.centroid_sum);
+        }
         auto it = perf_.find(id);
         if (it != perf_.end()) p.cells = it->second;
         profiles.push_back(std::move(p));
       }
     }
+    const ReclusterState before = recluster_state_;
     DYNSPEC_ASSIGN_OR_RETURN(
         ReclusterPlan plan,
         PlanRecluster(profiles, cluster_ids, options_.recluster, &recluster_state_));
+    // The streaks are committed before any move, so that a failed commit changes nothing.
+    // A crash between it and the moves costs the unmoved providers their streak (they need
+    // consecutive_runs runs again), never a move without its evidence.
+    if (Status st = CommitStreaks(before, recluster_state_); !st.ok()) {
+      recluster_state_ = before;
+      return st;
+    }
     auto to_move = [](const MoveDecision& m) {
-      return ProviderMove{m.provider,        m.from,        m.to,
-                          m.home_loss,       m.target_loss, m.home_evidence,
-                          m.target_evidence, m.streak};
+      return ProviderMove{m.provider,
+                          m.from,
+                          m.to,
+                          m.home_loss,
+                          m.target_loss,
+                          m.home_evidence,
+                          m.target_evidence,
+                          m.streak,
+                          m.by_content,
+                          m.home_similarity,
+                          m.target_similarity};
     };
     std::map<ProviderId, ClusterId> after;
     for (const auto& p : profiles) after[p.provider] = p.current;
@@ -952,6 +1032,7 @@ class EngineImpl final : public Engine {
     for (const auto& m : plan.deferred) report.deferred.push_back(to_move(m));
     report.providers_profiled = plan.providers_profiled;
     report.providers_skipped = plan.providers_skipped;
+    report.providers_by_content = plan.providers_by_content;
     report.adjusted_rand_index = plan.adjusted_rand_index;
     report.dendrogram_leaves = plan.leaves;
     for (const auto& m : plan.dendrogram.merges) {
@@ -961,6 +1042,22 @@ class EngineImpl final : public Engine {
     report.seconds =
         std::chrono::duration<double>(std::chrono::system_clock::now() - started).count();
     return report;
+  }
+
+  // Writes the streaks that changed between two hysteresis states. Requires recluster_mu_.
+  Status CommitStreaks(const ReclusterState& before, const ReclusterState& after) {
+    StoreBatch batch;
+    for (const auto& [provider, streak] : before.streaks) {
+      if (!after.streaks.count(provider)) batch.delete_streaks.push_back(provider);
+    }
+    for (const auto& [provider, streak] : after.streaks) {
+      auto it = before.streaks.find(provider);
+      if (it == before.streaks.end() || it->second != streak) {
+        batch.put_streaks.push_back({provider, streak.first, streak.second});
+      }
+    }
+    if (batch.put_streaks.empty() && batch.delete_streaks.empty()) return Status::Ok();
+    return store_->Commit(batch).WithContext("storing the re-clustering streaks");
   }
 
   std::vector<ProviderPerformance> Performance() const override {
@@ -1033,6 +1130,10 @@ class EngineImpl final : public Engine {
     s.ppo_updates = ppo_updates_.load();
     s.expired_positions = expired_positions_.load();
     {
+      std::lock_guard events_lock(events_mu_);
+      s.seen_event_ids = events_.size();
+    }
+    {
       std::lock_guard map_lock(decisions_mu_);
       s.pending_decisions = decisions_.size();
     }
@@ -1062,10 +1163,14 @@ class EngineImpl final : public Engine {
       if (!held_) return;
       std::lock_guard lock(engine_->events_mu_);
       engine_->pending_events_.erase(id_);
-      if (committed_) engine_->events_.insert(id_);
+      if (committed_) engine_->RememberEventLocked(id_, seen_unix_ms_);
     }
     const Status& status() const { return status_; }
-    void Commit() { committed_ = true; }
+    // The id was committed as seen at `seen_unix_ms`: remember it from now on.
+    void Commit(int64_t seen_unix_ms) {
+      committed_ = true;
+      seen_unix_ms_ = seen_unix_ms;
+    }
 
    private:
     EngineImpl* engine_;
@@ -1073,7 +1178,30 @@ class EngineImpl final : public Engine {
     Status status_;
     bool held_ = false;
     bool committed_ = false;
+    int64_t seen_unix_ms_ = 0;
   };
+
+  // Requires events_mu_.
+  void RememberEventLocked(const EventId& id, int64_t seen_unix_ms) {
+    auto [it, added] = events_.insert(id);
+    if (added) event_times_.emplace_back(seen_unix_ms, &*it);
+  }
+
+  // Remembers the stored event ids, oldest first (Open then forgets those past the window).
+  Status LoadEventIds(const StoreBatch& all) {
+    if (all.seen_unix_ms.size() != all.seen_events.size()) {  // a Store breaking its contract
+      return Status::FailedPrecondition(
+          "the store returned " + std::to_string(all.seen_unix_ms.size()) + " seen times for " +
+          std::to_string(all.seen_events.size()) + " seen event ids");
+    }
+    std::vector<size_t> order(all.seen_events.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(),
+              [&](size_t a, size_t b) { return all.seen_unix_ms[a] < all.seen_unix_ms[b]; });
+    std::lock_guard lock(events_mu_);
+    for (size_t i : order) RememberEventLocked(all.seen_events[i], all.seen_unix_ms[i]);
+    return Status::Ok();
+  }
 
   // Head index and learning target of every response; InvalidArgument naming the first
   // unknown head or bad value.
@@ -1098,8 +1226,9 @@ class EngineImpl final : public Engine {
                                const std::vector<std::pair<size_t, double>>& targets,
                                const Responses& responses, StoreBatch extra) {
     ClusterState& cluster = *clusters_.at(providers_.at(item.provider).cluster);
+    std::vector<std::pair<ClusterId, double>> shadow_losses;
     if (ShouldShadowEvaluate()) {
-      DYNSPEC_RETURN_IF_ERROR(ShadowEvaluate(item, cluster, x, targets));
+      DYNSPEC_ASSIGN_OR_RETURN(shadow_losses, ShadowEvaluate(item, cluster, x, targets));
     }
 
     // A brand-new item's own model starts as the parameter blend of its neighbours and the
@@ -1139,7 +1268,21 @@ class EngineImpl final : public Engine {
     StoreBatch batch = std::move(extra);
     batch.put_items.push_back(record);
     batch.put_clusters.push_back({cluster.id, cluster_model});
+    // The provider's new loss row rides in the same batch, only on shadow-evaluated events.
+    // Every writer of a provider's row holds its cluster's model lock (held here across the
+    // commit) under the shared catalog lock (which keeps the provider in this cluster), so
+    // rows are committed in the order they are computed and the stored row is never older
+    // than one committed before it.
+    std::map<ClusterId, LossCell> loss_row;
+    if (!shadow_losses.empty()) {
+      loss_row = UpdatedLossRow(item.provider, shadow_losses);
+      batch.put_provider_losses.push_back(LossRecordOf(item.provider, loss_row));
+    }
     DYNSPEC_RETURN_IF_ERROR(store_->Commit(batch).WithContext("storing feedback"));
+    if (!shadow_losses.empty()) {
+      std::lock_guard perf_lock(perf_mu_);
+      perf_[item.provider] = std::move(loss_row);
+    }
 
     // Write back: the item's model, and on first feedback the item joins its partition so
     // it serves as a neighbour for later items.
@@ -1238,9 +1381,11 @@ class EngineImpl final : public Engine {
     const bool last = std::none_of(next.answered.begin(), next.answered.end(),
                                    [](uint8_t a) { return a == kPositionPending; });
     StoreBatch extra;
+    const int64_t seen = NowUnixMs();
     if (last) {
       extra.delete_decisions.push_back(next.id);
       extra.seen_events.push_back(next.id);
+      extra.seen_unix_ms.push_back(seen);
     } else {
       extra.put_decisions.push_back(next);
     }
@@ -1262,7 +1407,7 @@ class EngineImpl final : public Engine {
       // the decision must find the id spent, not treat it as a new plain event.
       {
         std::lock_guard events_lock(events_mu_);
-        events_.insert(d.record.id);
+        RememberEventLocked(d.record.id, seen);
       }
       {
         std::lock_guard map_lock(decisions_mu_);
@@ -1605,11 +1750,12 @@ class EngineImpl final : public Engine {
 
   // Predicts the event with the blend of every candidate cluster (home included, the
   // item's own model excluded, so all clusters are judged on the same footing and before
-  // learning from the event) and adds the losses to the provider's row of the
-  // provider x cluster matrix. Requires the shared catalog lock; takes item locks one at a
-  // time and perf_mu_ last.
-  Status ShadowEvaluate(const ItemState& item, const ClusterState& home, const FeatureVector& x,
-                        const std::vector<std::pair<size_t, double>>& targets) {
+  // learning from the event) and returns the loss of each, for the provider's row of the
+  // provider x cluster matrix (UpdatedLossRow). Requires the shared catalog lock; takes item
+  // locks one at a time.
+  Result<std::vector<std::pair<ClusterId, double>>> ShadowEvaluate(
+      const ItemState& item, const ClusterState& home, const FeatureVector& x,
+      const std::vector<std::pair<size_t, double>>& targets) {
     std::vector<const ClusterState*> candidates = {&home};
     const std::vector<float> vector = Embedding(item);
     std::vector<std::pair<double, const ClusterState*>> others;
@@ -1657,9 +1803,20 @@ class EngineImpl final : public Engine {
       }
       losses.emplace_back(cs->id, loss);
     }
+    return losses;
+  }
+
+  // The provider's loss row after one more shadow evaluation: every cell decays by one step,
+  // then each evaluated cluster adds its loss. Takes perf_mu_ (a leaf) to read the row.
+  std::map<ClusterId, LossCell> UpdatedLossRow(
+      const ProviderId& provider, const std::vector<std::pair<ClusterId, double>>& losses) const {
     const double decay = std::exp2(-1.0 / options_.recluster.decay_half_life);
-    std::lock_guard perf_lock(perf_mu_);
-    auto& row = perf_[item.provider];
+    std::map<ClusterId, LossCell> row;
+    {
+      std::lock_guard perf_lock(perf_mu_);
+      auto it = perf_.find(provider);
+      if (it != perf_.end()) row = it->second;
+    }
     for (auto& [c, cell] : row) {
       cell.loss_sum *= decay;
       cell.count *= decay;
@@ -1668,7 +1825,14 @@ class EngineImpl final : public Engine {
       row[c].loss_sum += loss;
       row[c].count += 1;
     }
-    return Status::Ok();
+    return row;
+  }
+
+  static ProviderLossRecord LossRecordOf(const ProviderId& provider,
+                                         const std::map<ClusterId, LossCell>& row) {
+    ProviderLossRecord r{provider, {}};
+    for (const auto& [c, cell] : row) r.cells.push_back({c, cell.loss_sum, cell.count});
+    return r;
   }
 
   // The item's vector: its own copy until it is served, then its partition's (see
@@ -1723,9 +1887,15 @@ class EngineImpl final : public Engine {
   std::map<ClusterId, std::unique_ptr<ClusterState>> clusters_;
   uint64_t next_label_ = 0;
 
+  // Event ids seen within event_id_retention_seconds (see ExpireEventIds).
   mutable std::mutex events_mu_;
-  std::unordered_set<EventId> events_;          // applied (bounded growth: see docs)
-  std::unordered_set<EventId> pending_events_;  // being applied right now
+  std::unordered_set<EventId> events_;  // applied
+  // events_ in the order they were remembered, with their seen time; the expiry pops from
+  // the front. The pointers are to events_'s own keys (nodes do not move on rehash), so each
+  // id is stored once. Remembered out of time order (a clock stepping back), an id is
+  // forgotten only after those before it: late, never early.
+  std::deque<std::pair<int64_t, const EventId*>> event_times_;
+  std::unordered_set<EventId> pending_events_;  // being applied (or forgotten) right now
 
   mutable std::mutex reward_mu_;
   std::shared_ptr<const RewardFunction> reward_;
@@ -1783,6 +1953,8 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options,
   auto engine = std::make_unique<EngineImpl>(options, std::move(store), std::move(embedder),
                                              std::move(reward));
   DYNSPEC_RETURN_IF_ERROR(engine->Load());
+  // A directory closed for longer than the retention window opens without the ids past it.
+  DYNSPEC_RETURN_IF_ERROR(engine->ExpireEventIds(NowUnixMs()).status());
   engine->StartScheduler();
   engine->StartExpirySweep();
   return std::unique_ptr<Engine>(std::move(engine));

@@ -22,7 +22,10 @@ nlohmann::json MoveJson(const ProviderMove& m) {
           {"target_loss", m.target_loss},
           {"home_evidence", m.home_evidence},
           {"target_evidence", m.target_evidence},
-          {"streak", m.streak}};
+          {"streak", m.streak},
+          {"by_content", m.by_content},
+          {"home_similarity", m.home_similarity},
+          {"target_similarity", m.target_similarity}};
 }
 
 }  // namespace
@@ -33,6 +36,7 @@ std::string ReclusterReportJson(const ReclusterReport& r) {
   j["seconds"] = r.seconds;
   j["providers_profiled"] = r.providers_profiled;
   j["providers_skipped"] = r.providers_skipped;
+  j["providers_by_content"] = r.providers_by_content;
   j["adjusted_rand_index"] = r.adjusted_rand_index;
   j["stability_ari"] = r.stability_ari;
   j["moves"] = nlohmann::json::array();

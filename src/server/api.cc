@@ -392,7 +392,10 @@ std::string EncodeRecluster(const ReclusterReport& r) {
                      {"target_loss", m.target_loss},
                      {"home_evidence", m.home_evidence},
                      {"target_evidence", m.target_evidence},
-                     {"streak", m.streak}});
+                     {"streak", m.streak},
+                     {"by_content", m.by_content},
+                     {"home_similarity", m.home_similarity},
+                     {"target_similarity", m.target_similarity}});
     }
     return out;
   };
@@ -400,6 +403,7 @@ std::string EncodeRecluster(const ReclusterReport& r) {
                {"seconds", r.seconds},
                {"providers_profiled", r.providers_profiled},
                {"providers_skipped", r.providers_skipped},
+               {"providers_by_content", r.providers_by_content},
                {"moves", moves(r.moves)},
                {"deferred", moves(r.deferred)},
                {"adjusted_rand_index", r.adjusted_rand_index},

@@ -2,9 +2,9 @@
 // Used by tests, benchmarks and the replay; the durable store implements the same contract.
 #include <map>
 #include <mutex>
-#include <set>
 
 #include "dynspec/store.h"
+#include "store/batch.h"
 
 namespace dynspec {
 namespace {
@@ -12,16 +12,24 @@ namespace {
 class MemoryStore final : public Store {
  public:
   Status Commit(const StoreBatch& batch) override {
+    DYNSPEC_RETURN_IF_ERROR(store_batch::CheckSeenTimes(batch));
+    const int64_t now = store_batch::NowUnixMs();
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& id : batch.delete_items) items_.erase(id);
     for (const auto& item : batch.put_items) items_[item.id] = item;
     for (const auto& p : batch.put_providers) providers_[p.id] = p;
     for (ClusterId id : batch.delete_clusters) clusters_.erase(id);
     for (const auto& c : batch.put_clusters) clusters_[c.id] = c;
-    events_.insert(batch.seen_events.begin(), batch.seen_events.end());
+    for (const auto& id : batch.forget_events) events_.erase(id);
+    for (size_t i = 0; i < batch.seen_events.size(); ++i) {
+      events_[batch.seen_events[i]] = store_batch::SeenTime(batch, i, now);
+    }
+    for (const auto& [k, v] : batch.put_meta) meta_[k] = v;
     for (const auto& id : batch.delete_decisions) decisions_.erase(id);
     for (const auto& d : batch.put_decisions) decisions_[d.id] = d;
-    for (const auto& [k, v] : batch.put_meta) meta_[k] = v;
+    for (const auto& l : batch.put_provider_losses) losses_[l.provider] = l;
+    for (const auto& id : batch.delete_streaks) streaks_.erase(id);
+    for (const auto& s : batch.put_streaks) streaks_[s.provider] = s;
     return Status::Ok();
   }
 
@@ -35,8 +43,13 @@ class MemoryStore final : public Store {
     for (const auto& [id, item] : items_) out->put_items.push_back(item);
     for (const auto& [id, p] : providers_) out->put_providers.push_back(p);
     for (const auto& [id, c] : clusters_) out->put_clusters.push_back(c);
-    out->seen_events.assign(events_.begin(), events_.end());
+    for (const auto& [id, t] : events_) {
+      out->seen_events.push_back(id);
+      out->seen_unix_ms.push_back(t);
+    }
     for (const auto& [id, d] : decisions_) out->put_decisions.push_back(d);
+    for (const auto& [id, l] : losses_) out->put_provider_losses.push_back(l);
+    for (const auto& [id, s] : streaks_) out->put_streaks.push_back(s);
     out->put_meta = meta_;
     return Status::Ok();
   }
@@ -46,8 +59,10 @@ class MemoryStore final : public Store {
   std::map<ItemId, ItemRecord> items_;
   std::map<ProviderId, ProviderRecord> providers_;
   std::map<ClusterId, ClusterRecord> clusters_;
-  std::set<EventId> events_;
+  std::map<EventId, int64_t> events_;  // id -> seen unix ms
   std::map<EventId, DecisionRecord> decisions_;
+  std::map<ProviderId, ProviderLossRecord> losses_;
+  std::map<ProviderId, ReclusterStreakRecord> streaks_;
   std::map<std::string, std::string> meta_;
 };
 

@@ -9,8 +9,10 @@
 #include <rocksdb/write_batch.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
@@ -18,7 +20,10 @@
 #include <filesystem>
 #include <mutex>
 #include <new>
+#include <set>
 #include <thread>
+
+#include "store/batch.h"
 
 namespace dynspec {
 namespace store_format {
@@ -207,6 +212,12 @@ std::string ClusterKey(ClusterId id) {
 std::string EventKey(std::string_view id) { return std::string(kEventPrefix).append(id); }
 std::string MetaKey(std::string_view name) { return std::string(kMetaPrefix).append(name); }
 std::string DecisionKey(std::string_view id) { return std::string(kDecisionPrefix).append(id); }
+std::string ProviderLossKey(std::string_view provider) {
+  return std::string(kProviderLossPrefix).append(provider);
+}
+std::string StreakKey(std::string_view provider) {
+  return std::string(kStreakPrefix).append(provider);
+}
 
 std::string PrintableKey(std::string_view key) {
   static const char kHex[] = "0123456789abcdef";
@@ -294,7 +305,34 @@ std::string EncodeCluster(const ClusterRecord& r) {
   return Seal(p);
 }
 
-std::string EncodeEvent() { return Seal(std::string_view()); }
+std::string EncodeEvent(int64_t seen_unix_ms) {
+  std::string p;
+  // A time before 1970 is a broken clock; stored as 0 it simply expires first.
+  PutVarint(&p, static_cast<uint64_t>(std::max<int64_t>(seen_unix_ms, 0)));
+  return Seal(p);
+}
+
+std::string EncodeEvent() { return EncodeEvent(store_batch::NowUnixMs()); }
+
+std::string EncodeProviderLoss(const ProviderLossRecord& r) {
+  std::string p;
+  PutString(&p, r.provider);
+  PutVarint(&p, r.cells.size());
+  for (const auto& c : r.cells) {
+    PutVarint(&p, c.cluster);
+    PutF64(&p, c.loss_sum);
+    PutF64(&p, c.count);
+  }
+  return Seal(p);
+}
+
+std::string EncodeStreak(const ReclusterStreakRecord& r) {
+  std::string p;
+  PutString(&p, r.provider);
+  PutVarint(&p, r.target);
+  PutVarint(&p, static_cast<uint64_t>(std::max(r.runs, 0)));
+  return Seal(p);
+}
 
 std::string EncodeMeta(std::string_view value) { return Seal(value); }
 
@@ -344,10 +382,64 @@ Status DecodeCluster(std::string_view key, std::string_view value, ClusterRecord
   return Status::Ok();
 }
 
-Status DecodeEvent(std::string_view key, std::string_view value) {
+Status DecodeEvent(std::string_view key, std::string_view value, int64_t* seen_unix_ms) {
   std::string_view payload;
   DYNSPEC_RETURN_IF_ERROR(Unseal(key, value, &payload));
-  return Reader(key, payload).Finish();
+  Reader rd(key, payload);
+  uint64_t seen = 0;
+  rd.Varint(&seen);
+  if (seen > uint64_t{INT64_MAX}) rd.Fail("seen time " + std::to_string(seen) + " exceeds 63 bits");
+  DYNSPEC_RETURN_IF_ERROR(rd.Finish());
+  *seen_unix_ms = static_cast<int64_t>(seen);
+  return Status::Ok();
+}
+
+Status DecodeProviderLoss(std::string_view key, std::string_view value, ProviderLossRecord* out) {
+  std::string_view payload;
+  DYNSPEC_RETURN_IF_ERROR(Unseal(key, value, &payload));
+  Reader rd(key, payload);
+  ProviderLossRecord r;
+  uint64_t n = 0;
+  // A cell takes at least 17 bytes: a damaged count fails here instead of allocating.
+  bool ok =
+      rd.String(&r.provider) && rd.Varint(&n) &&
+      (n <= payload.size() / 17 || rd.Fail("count " + std::to_string(n) + " overruns the record"));
+  std::set<uint64_t> seen;
+  for (uint64_t i = 0; ok && i < n; ++i) {
+    uint64_t cluster = 0;
+    auto& cell = r.cells.emplace_back();
+    ok = rd.Varint(&cluster) && rd.F64(&cell.loss_sum) && rd.F64(&cell.count);
+    if (!ok) break;
+    if (cluster > UINT32_MAX) {
+      ok = rd.Fail("cluster id " + std::to_string(cluster) + " exceeds 32 bits");
+    } else if (!seen.insert(cluster).second) {
+      ok = rd.Fail("cluster " + std::to_string(cluster) + " appears twice");
+    } else if (!(cell.count >= 0) || !std::isfinite(cell.count) || !std::isfinite(cell.loss_sum)) {
+      ok = rd.Fail("cell of cluster " + std::to_string(cluster) + " is not finite and >= 0");
+    }
+    cell.cluster = static_cast<ClusterId>(cluster);
+  }
+  DYNSPEC_RETURN_IF_ERROR(rd.Finish());
+  if (key.substr(kProviderLossPrefix.size()) != r.provider) return IdMismatch(key, r.provider);
+  *out = std::move(r);
+  return Status::Ok();
+}
+
+Status DecodeStreak(std::string_view key, std::string_view value, ReclusterStreakRecord* out) {
+  std::string_view payload;
+  DYNSPEC_RETURN_IF_ERROR(Unseal(key, value, &payload));
+  Reader rd(key, payload);
+  ReclusterStreakRecord r;
+  uint64_t target = 0, runs = 0;
+  rd.String(&r.provider) && rd.Varint(&target) && rd.Varint(&runs);
+  if (target > UINT32_MAX) rd.Fail("cluster id " + std::to_string(target) + " exceeds 32 bits");
+  if (runs > INT32_MAX) rd.Fail("streak of " + std::to_string(runs) + " runs exceeds 31 bits");
+  DYNSPEC_RETURN_IF_ERROR(rd.Finish());
+  r.target = static_cast<ClusterId>(target);
+  r.runs = static_cast<int>(runs);
+  if (key.substr(kStreakPrefix.size()) != r.provider) return IdMismatch(key, r.provider);
+  *out = std::move(r);
+  return Status::Ok();
 }
 
 std::string EncodeDecision(const DecisionRecord& r) {
@@ -602,14 +694,7 @@ class RocksStore final : public Store {
                                           marker + ", this build reads up to " +
                                           std::to_string(sf::kStoreFormatVersion));
       }
-      if (version < sf::kStoreFormatVersion) {
-        // Version 1 lacks only the decision records (d/), so it is upgraded in place; the
-        // marker moves first so that an older build refuses the directory from then on.
-        rocksdb::WriteOptions wo;
-        wo.sync = true;
-        s = db_->Put(wo, ToSlice(sf::kMarkerKey), std::to_string(sf::kStoreFormatVersion));
-        if (!s.ok()) return FromRocks(s, "upgrading the format marker of '" + dir_ + "'");
-      }
+      if (version < sf::kStoreFormatVersion) DYNSPEC_RETURN_IF_ERROR(Upgrade(version));
     }
 
     if (options_.sync_every_ms > 0) sync_thread_ = std::thread([this] { SyncLoop(); });
@@ -645,7 +730,47 @@ class RocksStore final : public Store {
   }
 
  private:
+  // Brings a format 1 to 3 directory to the current format in one synced WriteBatch, so a
+  // crash leaves the old format or the new one, never a mix. The record kinds added since
+  // (decisions, loss rows, streaks) need nothing written; the event records had an empty
+  // payload and get the time of the upgrade as their seen time (the real one was never
+  // stored), so they are kept for one full retention window from now. The marker moves in
+  // the same batch, so from then on an older build refuses the directory. The batch holds
+  // every event id once: a one-time cost in memory proportional to the number of seen ids.
+  Status Upgrade(int from_version) {
+    rocksdb::WriteBatch wb;
+    const std::string event_value = sf::EncodeEvent(store_batch::NowUnixMs());
+    rocksdb::ReadOptions ro;
+    ro.verify_checksums = true;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+    for (it->Seek(ToSlice(sf::kEventPrefix));
+         it->Valid() && it->key().starts_with(ToSlice(sf::kEventPrefix)); it->Next()) {
+      const std::string_view key(it->key().data(), it->key().size());
+      std::string_view payload;
+      DYNSPEC_RETURN_IF_ERROR(
+          sf::Unseal(key, std::string_view(it->value().data(), it->value().size()), &payload)
+              .WithContext("upgrading data directory '" + dir_ + "'"));
+      if (!payload.empty()) {
+        return Status::Corruption("upgrading data directory '" + dir_ + "' from format " +
+                                  std::to_string(from_version) + ": record '" +
+                                  sf::PrintableKey(key) + "' has a payload of " +
+                                  std::to_string(payload.size()) + " bytes, expected none");
+      }
+      wb.Put(it->key(), event_value);
+    }
+    if (!it->status().ok())
+      return FromRocks(it->status(), "upgrading data directory '" + dir_ + "'");
+    it.reset();
+    wb.Put(ToSlice(sf::kMarkerKey), std::to_string(sf::kStoreFormatVersion));
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    return FromRocks(db_->Write(wo, &wb), "upgrading the format of '" + dir_ + "' from " +
+                                              std::to_string(from_version) + " to " +
+                                              std::to_string(sf::kStoreFormatVersion));
+  }
+
   Status DoCommit(const StoreBatch& batch) {
+    DYNSPEC_RETURN_IF_ERROR(store_batch::CheckSeenTimes(batch));
     if (has_sync_error_.load(std::memory_order_acquire)) {
       std::lock_guard lock(error_mu_);
       return sync_error_;
@@ -657,11 +782,20 @@ class RocksStore final : public Store {
     for (const auto& p : batch.put_providers) wb.Put(sf::ProviderKey(p.id), sf::EncodeProvider(p));
     for (ClusterId id : batch.delete_clusters) wb.Delete(sf::ClusterKey(id));
     for (const auto& c : batch.put_clusters) wb.Put(sf::ClusterKey(c.id), sf::EncodeCluster(c));
-    const std::string event_value = sf::EncodeEvent();
-    for (const auto& e : batch.seen_events) wb.Put(sf::EventKey(e), event_value);
+    for (const auto& e : batch.forget_events) wb.Delete(sf::EventKey(e));
+    const int64_t now = store_batch::NowUnixMs();
+    for (size_t i = 0; i < batch.seen_events.size(); ++i) {
+      wb.Put(sf::EventKey(batch.seen_events[i]),
+             sf::EncodeEvent(store_batch::SeenTime(batch, i, now)));
+    }
     for (const auto& [k, v] : batch.put_meta) wb.Put(sf::MetaKey(k), sf::EncodeMeta(v));
     for (const auto& id : batch.delete_decisions) wb.Delete(sf::DecisionKey(id));
     for (const auto& d : batch.put_decisions) wb.Put(sf::DecisionKey(d.id), sf::EncodeDecision(d));
+    for (const auto& l : batch.put_provider_losses) {
+      wb.Put(sf::ProviderLossKey(l.provider), sf::EncodeProviderLoss(l));
+    }
+    for (const auto& id : batch.delete_streaks) wb.Delete(sf::StreakKey(id));
+    for (const auto& h : batch.put_streaks) wb.Put(sf::StreakKey(h.provider), sf::EncodeStreak(h));
     if (wb.Count() == 0) return Status::Ok();
     rocksdb::WriteOptions wo;
     wo.sync = options_.sync_every_ms == 0;
@@ -691,10 +825,18 @@ class RocksStore final : public Store {
       } else if (key.starts_with(sf::kClusterPrefix)) {
         st = sf::DecodeCluster(key, value, &all.put_clusters.emplace_back());
       } else if (key.starts_with(sf::kEventPrefix)) {
-        st = sf::DecodeEvent(key, value);
-        if (st.ok()) all.seen_events.emplace_back(key.substr(sf::kEventPrefix.size()));
+        int64_t seen = 0;
+        st = sf::DecodeEvent(key, value, &seen);
+        if (st.ok()) {
+          all.seen_events.emplace_back(key.substr(sf::kEventPrefix.size()));
+          all.seen_unix_ms.push_back(seen);
+        }
       } else if (key.starts_with(sf::kDecisionPrefix)) {
         st = sf::DecodeDecision(key, value, &all.put_decisions.emplace_back());
+      } else if (key.starts_with(sf::kProviderLossPrefix)) {
+        st = sf::DecodeProviderLoss(key, value, &all.put_provider_losses.emplace_back());
+      } else if (key.starts_with(sf::kStreakPrefix)) {
+        st = sf::DecodeStreak(key, value, &all.put_streaks.emplace_back());
       } else if (key.starts_with(sf::kMetaPrefix)) {
         std::string v;
         st = sf::DecodeMeta(key, value, &v);

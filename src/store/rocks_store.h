@@ -8,10 +8,13 @@
 //   i/<item id>                  ItemRecord
 //   p/<provider id>              ProviderRecord
 //   c/<cluster id, 4 bytes BE>   ClusterRecord (big-endian so clusters iterate in id order)
-//   e/<event id>                 a seen feedback event id (empty payload)
+//   e/<event id>                 a seen feedback event id and when it was seen (format 4)
 //   d/<event id>                 DecisionRecord: a ranking decision awaiting feedback
+//   l/<provider id>              ProviderLossRecord: the provider's row of the shadow-
+//                                evaluation loss matrix (format 3)
+//   h/<provider id>              ReclusterStreakRecord: its re-clustering hysteresis (format 3)
 //   m/<name>                     engine metadata (StoreBatch::put_meta), value = raw bytes
-//   s/format_version             the store's own format marker: ASCII decimal, "2" today;
+//   s/format_version             the store's own format marker: ASCII decimal, "4" today;
 //                                reserved for the store, never written by a StoreBatch
 //
 // Ids are stored as given (any bytes); the prefixes keep kinds apart since every key starts
@@ -45,6 +48,9 @@
 //                   n * varint versions, varint n + n * varint chosen, f64s propensities,
 //                   string answered (one byte per position), f64s rewards, varint n + n *
 //                   (varint m + m * (string item id, f64 weight)) blends
+//   event           varint seen (unix ms, clamped at 0); formats 1 to 3 stored nothing
+//   ProviderLoss    string provider, varint n + n * (varint cluster, f64 loss_sum, f64 count)
+//   ReclusterStreak string provider, varint target cluster, varint runs
 //
 // A payload must be consumed exactly; ids inside a record must equal the id in its key.
 #pragma once
@@ -59,8 +65,12 @@
 namespace dynspec::store_format {
 
 // The layout of the whole directory (key set, prefixes, marker). Stored under kMarkerKey.
-// Version 2 added the decision records (d/); a version-1 directory is upgraded on open.
-inline constexpr int kStoreFormatVersion = 2;
+// Version 2 added the decision records (d/), version 3 the loss rows (l/) and re-clustering
+// streaks (h/), version 4 the seen time in every event record (for retention). An older
+// directory is upgraded on open in one atomic WriteBatch: every event record is rewritten
+// with the time of the upgrade as its seen time (the real one was never stored), and the
+// marker moves to 4, so a crash leaves either the old directory or the upgraded one.
+inline constexpr int kStoreFormatVersion = 4;
 // The layout of one value's payload. Stored in the first byte of every value.
 inline constexpr uint8_t kRecordFormatVersion = 1;
 
@@ -70,6 +80,8 @@ inline constexpr std::string_view kClusterPrefix = "c/";
 inline constexpr std::string_view kEventPrefix = "e/";
 inline constexpr std::string_view kMetaPrefix = "m/";
 inline constexpr std::string_view kDecisionPrefix = "d/";
+inline constexpr std::string_view kProviderLossPrefix = "l/";
+inline constexpr std::string_view kStreakPrefix = "h/";
 inline constexpr std::string_view kMarkerKey = "s/format_version";
 
 std::string ItemKey(std::string_view id);
@@ -78,6 +90,8 @@ std::string ClusterKey(ClusterId id);
 std::string EventKey(std::string_view id);
 std::string MetaKey(std::string_view name);
 std::string DecisionKey(std::string_view id);
+std::string ProviderLossKey(std::string_view provider);
+std::string StreakKey(std::string_view provider);
 
 // A key as it appears in error messages: printable ASCII kept, other bytes as \xNN.
 std::string PrintableKey(std::string_view key);
@@ -91,9 +105,13 @@ Status Unseal(std::string_view key, std::string_view value, std::string_view* pa
 std::string EncodeItem(const ItemRecord& r);
 std::string EncodeProvider(const ProviderRecord& r);
 std::string EncodeCluster(const ClusterRecord& r);
+std::string EncodeEvent(int64_t seen_unix_ms);
+// An event record seen now (the size of a typical one, for benchmarks).
 std::string EncodeEvent();
 std::string EncodeMeta(std::string_view value);
 std::string EncodeDecision(const DecisionRecord& r);
+std::string EncodeProviderLoss(const ProviderLossRecord& r);
+std::string EncodeStreak(const ReclusterStreakRecord& r);
 
 // Each checks the envelope and the payload of a value stored under `key` (the full key,
 // prefix included) and fills `out`; Corruption or FailedPrecondition naming the key
@@ -101,10 +119,13 @@ std::string EncodeDecision(const DecisionRecord& r);
 Status DecodeItem(std::string_view key, std::string_view value, ItemRecord* out);
 Status DecodeProvider(std::string_view key, std::string_view value, ProviderRecord* out);
 Status DecodeCluster(std::string_view key, std::string_view value, ClusterRecord* out);
-Status DecodeEvent(std::string_view key, std::string_view value);
+Status DecodeEvent(std::string_view key, std::string_view value, int64_t* seen_unix_ms);
 Status DecodeMeta(std::string_view key, std::string_view value, std::string* out);
 // Also checks that the per-candidate and per-position arrays agree in length and that every
 // chosen index names a candidate.
 Status DecodeDecision(std::string_view key, std::string_view value, DecisionRecord* out);
+// Also checks that no cluster appears twice and that every count is finite and >= 0.
+Status DecodeProviderLoss(std::string_view key, std::string_view value, ProviderLossRecord* out);
+Status DecodeStreak(std::string_view key, std::string_view value, ReclusterStreakRecord* out);
 
 }  // namespace dynspec::store_format
