@@ -7,10 +7,11 @@
 //
 //   bench_store [--dir DIR] [--items 1000] [--sync-ops 2000] [--ops 20000]
 //               [--restart 100000,300000] [--engine-max 100000] [--exact-max N] [--dim 256]
-//               [--repeat 3]
+//               [--repeat 3] [--ef-construction N]
 //
 // --engine-max: time Engine::Open only for stores up to this many items (it rebuilds every
-// cluster's HNSW graph, which dominates); --exact-max: index.exact_search_max_items.
+// cluster's HNSW graph, which dominates); --exact-max: index.exact_search_max_items;
+// --ef-construction: index.hnsw_ef_construction (lower builds the graphs faster).
 // For those stores it then times SnapshotPartitions (partition snapshots, see
 // EngineOptions::partition_snapshot_dir) and Engine::Open again, from the snapshots.
 //
@@ -64,12 +65,14 @@ std::vector<float> UnitVector(std::mt19937_64& rng, int dim) {
   return v;
 }
 
-size_t g_exact_max = 0;  // --exact-max: index.exact_search_max_items when set
+size_t g_exact_max = 0;     // --exact-max: index.exact_search_max_items when set
+int g_ef_construction = 0;  // --ef-construction: index.hnsw_ef_construction when set
 
 dynspec::EngineOptions Options(int dim, const std::string& snapshot_dir = "") {
   dynspec::EngineOptions o;
   o.embed.dim = dim;
   if (g_exact_max) o.index.exact_search_max_items = g_exact_max;
+  if (g_ef_construction) o.index.hnsw_ef_construction = g_ef_construction;
   o.partition_snapshot_dir = snapshot_dir;
   return o;
 }
@@ -328,6 +331,8 @@ int main(int argc, char** argv) {
       repeat = std::max(1, std::stoi(v));
     } else if (a == "--exact-max") {
       g_exact_max = std::stoul(v);
+    } else if (a == "--ef-construction") {
+      g_ef_construction = std::stoi(v);
     } else if (a == "--engine-max") {
       engine_max = std::stoul(v);
     } else if (a == "--dim") {
