@@ -15,13 +15,22 @@
 //
 // usage: crash_driver <data dir> <sync_every_ms> <round>
 // Any failed call ends the process with a message on stderr and a non-zero exit code.
+//
+// usage: crash_driver --index <data dir> <partitions dir> <probe file>
+// Runs the workload of crash_index_probe.h on HNSW partitions (joins, a snapshot, more
+// joins, re-embeddings, removals, a provider move), writes the probe of its index to the
+// probe file (atomically), prints "DONE" and waits to be killed.
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iterator>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "crash_index_probe.h"
 #include "dynspec/engine.h"
 #include "dynspec/store.h"
 
@@ -45,9 +54,68 @@ int Fail(const char* what, const dynspec::Status& st) {
   return 3;
 }
 
+int RunIndexWorkload(const std::string& dir, const std::string& parts, const std::string& probe) {
+  namespace ci = dynspec::crash_index;
+  dynspec::DurableStoreOptions so;
+  so.sync_every_ms = 10;
+  auto store = dynspec::OpenDurableStore(dir, so);
+  if (!store.ok()) return Fail("opening the store", store.status());
+  auto opened = dynspec::Engine::Open(ci::Options(parts), std::move(store).value());
+  if (!opened.ok()) return Fail("opening the engine", opened.status());
+  auto engine = std::move(opened).value();
+  for (size_t n = 0; n < ci::kItems; ++n) {
+    auto st = engine->Ingest({ci::ItemId(n), "prov-" + std::to_string(n % 6), {ci::Text(n)}});
+    if (!st.ok()) return Fail("ingest", st);
+  }
+  if (auto st = engine->BootstrapClusters(3); !st.ok()) return Fail("bootstrap", st);
+  auto feed = [&](size_t n) {
+    dynspec::FeedbackEvent fb;
+    fb.event_id = "join-" + std::to_string(n);
+    fb.item_id = ci::ItemId(n);
+    fb.context.sparse = {{"slot=" + std::to_string(n % 4), 1.0f}};
+    fb.responses = {{"click", static_cast<double>(n % 2)}};
+    return engine->Feedback(fb).status();
+  };
+  for (size_t n = 0; n < ci::kSnapshotAfter; ++n) {
+    if (auto st = feed(n); !st.ok()) return Fail("feedback", st);
+  }
+  if (auto st = engine->SnapshotPartitions(); !st.ok()) return Fail("snapshot", st);
+  // After the snapshot: every kind of partition change, all logged, none in the snapshot.
+  for (size_t n = ci::kSnapshotAfter; n < ci::kItems; ++n) {
+    if (auto st = feed(n); !st.ok()) return Fail("feedback", st);
+  }
+  for (size_t n = 5; n < ci::kItems; n += 37) {
+    auto st = engine->UpdateContent(ci::ItemId(n), {ci::Text(n + 500)});
+    if (!st.ok()) return Fail("update", st);
+  }
+  for (size_t n = 7; n < ci::kItems; n += 41) {
+    if (auto st = engine->Remove(ci::ItemId(n)); !st.ok()) return Fail("remove", st);
+  }
+  auto moved = engine->GetProvider("prov-2");
+  if (!moved.ok()) return Fail("provider", moved.status());
+  if (auto st = engine->MoveProvider("prov-2", (moved->cluster + 1) % 3); !st.ok()) {
+    return Fail("move", st);
+  }
+  const std::string tmp = probe + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    out << ci::Probe(*engine);
+    if (!out.flush()) return Fail("writing the probe", dynspec::Status::IoError(tmp));
+  }
+  if (std::rename(tmp.c_str(), probe.c_str()) != 0) {
+    return Fail("renaming the probe", dynspec::Status::IoError(probe));
+  }
+  std::printf("DONE\n");
+  std::fflush(stdout);
+  for (;;) pause();  // the engine is never closed: the test kills this process
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 5 && std::string(argv[1]) == "--index") {
+    return RunIndexWorkload(argv[2], argv[3], argv[4]);
+  }
   if (argc != 4) {
     std::fprintf(stderr, "usage: crash_driver <data dir> <sync_every_ms> <round>\n");
     return 2;

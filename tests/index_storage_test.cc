@@ -3,12 +3,14 @@
 // mode holding each vector once (src/index/partition.h).
 
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <set>
 #include <vector>
@@ -190,23 +192,49 @@ TEST_P(Float16Partition, SnapshotRoundTripAndStorageMismatch) {
   EXPECT_NE(other.status().message().find("float16"), std::string::npos);
 }
 
-TEST_P(Float16Partition, Float32SnapshotsKeepVersionOne) {
-  // Float32 partitions write the version 1 layout, which earlier builds read.
+TEST_P(Float16Partition, SnapshotsAreVersionThreeAndVersionOneStillLoads) {
   auto p = NewPartition(8, Options(VectorStorage::kFloat32));
   std::mt19937_64 rng(17);
   for (uint64_t label = 0; label < 100; ++label)
-    ASSERT_TRUE(p->Add(label, RandomUnit(8, rng)).ok());
+    ASSERT_TRUE(p->Add(label, RandomUnit(8, rng), /*sequence=*/label + 1).ok());
   testing_util::ScopedTempDir dir;
   const std::string path = dir.Sub("p.part");
-  ASSERT_TRUE(p->Save(path).ok());
+  uint64_t saved = 0;
+  ASSERT_TRUE(p->Save(path, &saved).ok());
+  EXPECT_EQ(saved, 100u);
   std::ifstream in(path, std::ios::binary);
-  char header[12];
-  in.read(header, sizeof(header));
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   uint32_t version;
-  std::memcpy(&version, header + 8, sizeof(version));
-  EXPECT_EQ(version, 1u);
+  std::memcpy(&version, bytes.data() + 8, sizeof(version));
+  EXPECT_EQ(version, 3u);
   auto f16 = LoadPartition(path, 8, Options(VectorStorage::kFloat16));
   EXPECT_EQ(f16.status().code(), StatusCode::kFailedPrecondition);
+  auto back = LoadPartition(path, 8, Options(VectorStorage::kFloat32));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ((*back)->AppliedSequence(), 100u);
+  if (GetParam()) return;
+  // Exact mode: a version 1 file (what builds before float16 wrote) is the same header
+  // without the vector storage byte and the applied sequence. It loads, with sequence 0.
+  constexpr size_t kCommonHeader = 8 + 4 + 4 + 8 + 4 + 4 + 4 + 8 + 1;
+  std::string v1 = bytes.substr(0, kCommonHeader) +
+                   bytes.substr(kCommonHeader + 1 + 8, bytes.size() - 4 - (kCommonHeader + 9));
+  const uint32_t one = 1;
+  std::memcpy(v1.data() + 8, &one, sizeof(one));
+  const uint32_t crc = static_cast<uint32_t>(
+      crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(v1.data()), v1.size()));
+  v1.append(reinterpret_cast<const char*>(&crc), sizeof(crc));
+  const std::string v1_path = dir.Sub("v1.part");
+  std::ofstream(v1_path, std::ios::binary) << v1;
+  auto old = LoadPartition(v1_path, 8, Options(VectorStorage::kFloat32));
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_EQ((*old)->AppliedSequence(), 0u);
+  EXPECT_EQ((*old)->size(), 100u);
+  const auto query = RandomUnit(8, rng);
+  auto a = (*old)->Search(query, 10);
+  auto b = p->Search(query, 10);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(a->size(), b->size());
+  for (size_t i = 0; i < a->size(); ++i) EXPECT_EQ((*a)[i].label, (*b)[i].label);
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, Float16Partition, ::testing::Bool(),

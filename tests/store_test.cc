@@ -147,7 +147,11 @@ struct Expected {
     for (const auto& id : b.delete_streaks) streaks.erase(id);
     for (const auto& h : b.put_streaks) streaks[h.provider] = h;
     for (const auto& id : b.delete_items) items.erase(id);
-    for (const auto& r : b.put_items) items[r.id] = r;
+    for (const auto& r : b.put_items) {
+      std::vector<float> kept = items[r.id].embedding;
+      items[r.id] = r;
+      if (r.embedding.empty()) items[r.id].embedding = kept;  // a model-only put
+    }
     for (const auto& p : b.put_providers) providers[p.id] = p;
     for (ClusterId id : b.delete_clusters) clusters.erase(id);
     for (const auto& c : b.put_clusters) clusters[c.id] = c;
@@ -219,9 +223,10 @@ StoreBatch EveryKind(std::mt19937& rng) {
   extremes.version = (1ULL << 63) + 1;
   extremes.served = true;
   b.put_items.push_back(extremes);
-  ItemRecord bare;  // no embedding, untrained model
+  ItemRecord bare;  // a one-value vector, untrained model
   bare.id = "item-bare";
   bare.provider = "prov-1";
+  bare.embedding = {0.25f};
   b.put_items.push_back(bare);
   b.put_providers = {{"prov-1", 0}, {"prov-2", std::numeric_limits<ClusterId>::max()}};
   b.put_clusters = {{0, OddModel(rng, 20)},
@@ -286,6 +291,59 @@ int64_t NowMs() {
 
 // Both stores: every seen id comes back with its time (given, or the commit's), forgotten
 // ids are gone, and a batch whose times do not match its ids is refused whole.
+// Feedback writes an item's model, not its vector: a put without a vector keeps the stored
+// one. Partition changes come back per cluster in sequence order and are dropped by
+// truncation up to a sequence.
+TEST(Stores, ModelOnlyPutsKeepTheVectorAndPartitionChangesTruncate) {
+  TempDir dir;
+  using Kind = PartitionOpRecord::Kind;
+  for (bool durable : {false, true}) {
+    SCOPED_TRACE(durable ? "rocksdb" : "memory");
+    std::unique_ptr<Store> store = durable ? MustOpen(dir.path()) : NewMemoryStore();
+    ASSERT_TRUE(store);
+    std::mt19937 rng(5);
+    ItemRecord item = OddItem(rng, "item", "p");
+    ASSERT_TRUE(store->Commit({.put_items = {item}}).ok());
+    ItemRecord update = item;
+    update.embedding.clear();
+    update.model = OddModel(rng, 20);
+    update.version += 1;
+    StoreBatch b{.put_items = {update}};
+    b.put_partition_ops = {{3, 9, Kind::kRemove, 42, {}},
+                           {3, 7, Kind::kAdd, 42, {0.5f, -0.5f}},
+                           {1, 8, Kind::kUpdate, 7, {1.0f}},
+                           {3, 300, Kind::kAdd, 43, {0.25f}}};
+    ASSERT_TRUE(store->Commit(b).ok());
+    EXPECT_EQ(store->Commit({.put_partition_ops = {{3, 0, Kind::kAdd, 1, {1.0f}}}}).code(),
+              StatusCode::kInvalidArgument);
+    ASSERT_TRUE(store->Commit({.truncate_partition_ops = {{3, 8}, {2, 1000}}}).ok());
+    if (durable) {
+      store.reset();
+      store = MustOpen(dir.path());
+      ASSERT_TRUE(store);
+    }
+    StoreBatch all;
+    ASSERT_TRUE(store->LoadAll(&all).ok());
+    ASSERT_EQ(all.put_items.size(), 1u);
+    ItemRecord want = update;
+    want.embedding = item.embedding;
+    ExpectSameItem(all.put_items[0], want);
+    ASSERT_EQ(all.put_partition_ops.size(), 3u);
+    EXPECT_EQ(all.put_partition_ops[0].cluster, 1u);
+    EXPECT_EQ(all.put_partition_ops[0].kind, Kind::kUpdate);
+    EXPECT_EQ(all.put_partition_ops[0].vector, std::vector<float>{1.0f});
+    EXPECT_EQ(all.put_partition_ops[1].sequence, 9u);
+    EXPECT_EQ(all.put_partition_ops[1].kind, Kind::kRemove);
+    EXPECT_EQ(all.put_partition_ops[1].label, 42u);
+    EXPECT_EQ(all.put_partition_ops[2].sequence, 300u);
+    EXPECT_EQ(all.put_partition_ops[2].vector, std::vector<float>{0.25f});
+    // Deleting the item drops its vector record too.
+    ASSERT_TRUE(store->Commit({.delete_items = {"item"}}).ok());
+    ASSERT_TRUE(store->LoadAll(&all).ok());
+    EXPECT_TRUE(all.put_items.empty());
+  }
+}
+
 TEST(Stores, EventIdsKeepTheirSeenTimeAndCanBeForgotten) {
   TempDir dir;
   for (bool durable : {false, true}) {
@@ -394,6 +452,7 @@ TEST(RocksStore, ConcurrentCommitsAllLand) {
           ItemRecord r;
           r.id = "item-" + id;
           r.provider = "p";
+          r.embedding = {1.0f};
           EXPECT_TRUE(store->Commit({.put_items = {r}, .seen_events = {"ev-" + id}}).ok());
         }
       });
@@ -575,8 +634,33 @@ TEST_F(DamagedRecord, StreakUnderTheWrongKeyIsCorruption) {
 // loss rows or streaks before 2 and 3) opens, is upgraded to format 4 in one batch (the
 // marker moves, so an older build refuses it from then on), keeps everything it held, and
 // its event ids get the time of the upgrade, so they are kept one full retention window.
+// The item record of formats 1 to 4, which held the vector inline.
+std::string InlineItemRecord(const ItemRecord& r) {
+  std::string p;
+  auto varint = [&](uint64_t v) {
+    for (; v >= 0x80; v >>= 7) p.push_back(static_cast<char>((v & 0x7F) | 0x80));
+    p.push_back(static_cast<char>(v));
+  };
+  auto bytes = [&](const void* data, size_t n) { p.append(static_cast<const char*>(data), n); };
+  varint(r.id.size());
+  p += r.id;
+  varint(r.provider.size());
+  p += r.provider;
+  varint(r.label);
+  p.push_back(r.served ? 1 : 0);
+  varint(r.version);
+  for (const auto* v : {&r.embedding, &r.model.weights, &r.model.sq_grad}) {
+    varint(v->size());
+    bytes(v->data(), 4 * v->size());
+  }
+  varint(r.model.head_counts.size());
+  bytes(r.model.head_counts.data(), 8 * r.model.head_counts.size());
+  bytes(&r.model.evidence, 8);
+  return sf::Seal(p);
+}
+
 TEST_F(DamagedRecord, OlderFormatsAreUpgradedOnOpen) {
-  for (const char* version : {"1", "2", "3"}) {
+  for (const char* version : {"1", "2", "3", "4"}) {
     SCOPED_TRACE(std::string("format ") + version);
     TempDir dir;
     {
@@ -584,9 +668,17 @@ TEST_F(DamagedRecord, OlderFormatsAreUpgradedOnOpen) {
       ASSERT_TRUE(store);
       ASSERT_TRUE(store->Commit({.put_items = {item_}, .put_providers = {{"p", 0}}}).ok());
     }
+    // Item records of the old layout (vector inline, no vector record).
+    RawDelete(dir.path(), sf::VectorKey(item_.id));
+    ItemRecord second = item_;
+    second.id = "second-item";
     RawPut(dir.path(), {{std::string(sf::kMarkerKey), version},
-                        {sf::EventKey("old-1"), sf::Seal("")},
-                        {sf::EventKey(std::string("old\0two", 7)), sf::Seal("")}});
+                        {sf::ItemKey(item_.id), InlineItemRecord(item_)},
+                        {sf::ItemKey(second.id), InlineItemRecord(second)}});
+    if (std::string(version) != "4") {
+      RawPut(dir.path(), {{sf::EventKey("old-1"), sf::Seal("")},
+                          {sf::EventKey(std::string("old\0two", 7)), sf::Seal("")}});
+    }
     const int64_t before = NowMs();
     {
       auto store = MustOpen(dir.path());
@@ -594,10 +686,12 @@ TEST_F(DamagedRecord, OlderFormatsAreUpgradedOnOpen) {
       const int64_t after = NowMs();
       StoreBatch all;
       ASSERT_TRUE(store->LoadAll(&all).ok());
-      ASSERT_EQ(all.put_items.size(), 1u);
+      ASSERT_EQ(all.put_items.size(), 2u);
       ExpectSameItem(all.put_items[0], item_);
-      ASSERT_EQ(all.seen_events.size(), 2u);
-      ASSERT_EQ(all.seen_unix_ms.size(), 2u);
+      ExpectSameItem(all.put_items[1], second);
+      const size_t events = std::string(version) == "4" ? 0 : 2;
+      ASSERT_EQ(all.seen_events.size(), events);
+      ASSERT_EQ(all.seen_unix_ms.size(), events);
       for (int64_t t : all.seen_unix_ms) {
         EXPECT_GE(t, before);
         EXPECT_LE(t, after);
@@ -609,16 +703,46 @@ TEST_F(DamagedRecord, OlderFormatsAreUpgradedOnOpen) {
     std::unique_ptr<rocksdb::DB> db(raw);
     std::string marker;
     ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), std::string(sf::kMarkerKey), &marker).ok());
-    EXPECT_EQ(marker, "4");
+    EXPECT_EQ(marker, "5");
+    // The vectors moved into their own records; the item records no longer hold them.
+    for (const ItemRecord* r : {&item_, &second}) {
+      std::string value;
+      ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), sf::VectorKey(r->id), &value).ok());
+      std::vector<float> vector;
+      ASSERT_TRUE(sf::DecodeVector(sf::VectorKey(r->id), value, &vector).ok());
+      ExpectSameFloats(vector, r->embedding);
+      ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), sf::ItemKey(r->id), &value).ok());
+      ItemRecord stored;
+      ASSERT_TRUE(sf::DecodeItem(sf::ItemKey(r->id), value, &stored).ok());
+      EXPECT_TRUE(stored.embedding.empty());
+    }
   }
 }
 
+TEST_F(DamagedRecord, ItemWithoutItsVectorAndOrphanVectorsAreCorruption) {
+  RawDelete(dir_.path(), sf::VectorKey(item_.id));
+  ExpectLoadFails(StatusCode::kCorruption, "item 'good-item' has no vector record");
+  RawPut(dir_.path(), {{sf::VectorKey(item_.id), sf::EncodeVector(item_.embedding)},
+                       {sf::VectorKey("zz-no-item"), sf::EncodeVector({1.0f})}});
+  ExpectLoadFails(StatusCode::kCorruption, "'v/zz-no-item' has no item record");
+}
+
+TEST_F(DamagedRecord, DamagedPartitionChangesAreCorruption) {
+  PartitionOpRecord op{2, 5, PartitionOpRecord::Kind::kRemove, 9, {1.0f}};
+  RawPut(dir_.path(), {{sf::PartitionOpKey(2, 5), sf::EncodePartitionOp(op)}});
+  ExpectLoadFails(StatusCode::kCorruption, "a remove carries a vector");
+  op.kind = PartitionOpRecord::Kind::kAdd;
+  RawPut(dir_.path(), {{sf::PartitionOpKey(2, 5), sf::EncodePartitionOp(op)},
+                       {std::string(sf::kPartitionOpPrefix) + "short", sf::EncodePartitionOp(op)}});
+  ExpectLoadFails(StatusCode::kCorruption, "is not 14 bytes");
+}
+
 TEST_F(DamagedRecord, FutureStoreFormatIsRefusedOnOpen) {
-  RawPut(dir_.path(), {{std::string(sf::kMarkerKey), "5"}});
+  RawPut(dir_.path(), {{std::string(sf::kMarkerKey), "6"}});
   Status st = OpenStatus(dir_.path());
   EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
   EXPECT_NE(st.message().find("data directory '" + dir_.path() +
-                              "' has format version 5, this build reads up to 4"),
+                              "' has format version 6, this build reads up to 5"),
             std::string::npos)
       << st.ToString();
 }

@@ -114,9 +114,12 @@ class Engine {
   // partition is serialized under its shared lock (searches go on; writes to that partition
   // wait) and structural changes (ingest, removal, provider moves) wait until it is done.
   // A snapshot may be older than the store (writes after it, a crash before the next one):
-  // Open reconciles it. The destructor writes the partitions that changed since they were
-  // loaded or last written (a read-only session rewrites nothing). FailedPrecondition when no
-  // directory is configured.
+  // Open replays the partition changes logged since (see
+  // EngineOptions::partition_snapshot_dir), and once a snapshot is written the logged
+  // changes it holds are dropped. The destructor, and a background thread every
+  // options().partition_snapshot_interval_seconds, write the partitions that changed since
+  // they were loaded or last written (a read-only session rewrites nothing).
+  // FailedPrecondition when no directory is configured.
   virtual Status SnapshotPartitions() = 0;
 
   virtual Result<ItemInfo> GetItem(const ItemId& id) const = 0;

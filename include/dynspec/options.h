@@ -198,13 +198,21 @@ struct EngineOptions {
   PpoTuneOptions ppo;
   LimitOptions limits;
   // Directory of partition snapshots (cluster-<id>.part, see src/index/partition.h); empty:
-  // none. When set, Engine::Open loads each cluster's snapshot instead of rebuilding its
-  // index item by item, reconciles it with the store (items added, removed, moved or
-  // re-embedded after the snapshot are applied), and rebuilds a cluster from the store when
-  // its snapshot is missing, damaged, of another format or built with other index settings
-  // (one line on stderr names the file and the reason). The engine writes the snapshots on
-  // SnapshotPartitions() and when it is destroyed. The directory is created when needed.
+  // none. When set, every change of a partition (an item joining at its first feedback, a
+  // move, a re-embedding, a removal) is logged in the store with the write that makes it,
+  // and Engine::Open loads each cluster's snapshot and replays the changes logged since, in
+  // their order, so the index is the one the engine had before (also after kill -9: search
+  // results are identical); it rebuilds a cluster from the store, in store order, when its
+  // snapshot is missing, damaged, of another format or built with other index settings (one
+  // line on stderr names the file and the reason). The engine writes the snapshots that
+  // changed every partition_snapshot_interval_seconds, on SnapshotPartitions() and when it
+  // is destroyed, and then drops the logged changes they hold. The directory is created
+  // when needed.
   std::string partition_snapshot_dir;
+  // How often changed partitions are snapshotted while the engine runs (0 = only on
+  // SnapshotPartitions() and at shutdown). Bounds the change log, and the replay an open
+  // after a crash does, to the changes of one interval. Default 5 minutes.
+  int64_t partition_snapshot_interval_seconds = 300;
   // How long a seen feedback event id (and a resolved ranking decision's id) is remembered,
   // so that a repeated id is refused as AlreadyExists; after it the id is forgotten, in memory
   // and in the store, and the same id is accepted again as a new event. Ids are stored with

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dynspec/status.h"
@@ -18,6 +19,8 @@ struct ItemRecord {
   uint64_t label = 0;  // engine-internal dense id; the partition label of the item
   bool served = false;
   uint64_t version = 0;
+  // In a StoreBatch, empty leaves the stored vector as it is: feedback rewrites an item's
+  // model, not its vector. LoadAll always fills it.
   std::vector<float> embedding;
   ModelState model;
 };
@@ -73,6 +76,19 @@ struct ReclusterStreakRecord {
   int runs = 0;
 };
 
+// One change of a cluster's partition (its vector index). The engine logs every change it
+// makes to a partition and, after writing the partition's snapshot, drops the changes the
+// snapshot holds; a restart loads the snapshot and replays the changes logged since, in
+// sequence order, so the partition is rebuilt exactly as it was (see docs/storage.md).
+struct PartitionOpRecord {
+  enum class Kind : uint8_t { kAdd = 1, kUpdate = 2, kRemove = 3 };
+  ClusterId cluster = 0;
+  uint64_t sequence = 0;  // > 0, increasing across all partitions of an engine
+  Kind kind = Kind::kAdd;
+  uint64_t label = 0;
+  std::vector<float> vector;  // the new vector of kAdd and kUpdate; empty for kRemove
+};
+
 // A set of changes applied atomically: after Commit returns OK all of them are stored,
 // after it fails none are. Items are upserted by id; providers and clusters likewise.
 struct StoreBatch {
@@ -95,11 +111,18 @@ struct StoreBatch {
   // Small metadata the engine checks on open (format version, embedding dimension, heads),
   // so a data directory is never reopened silently with an incompatible configuration.
   std::map<std::string, std::string> put_meta;
+  // Partition changes, upserted by (cluster, sequence). LoadAll returns them ordered by
+  // cluster, then sequence.
+  std::vector<PartitionOpRecord> put_partition_ops;
+  // (cluster, sequence): drops that cluster's logged changes up to and including `sequence`
+  // (applied before put_partition_ops).
+  std::vector<std::pair<ClusterId, uint64_t>> truncate_partition_ops;
 };
 
 // Contract: Commit is atomic and, for durable stores, durable when it returns OK; it may be
 // called from several threads at once. LoadAll returns everything committed so far.
-// InvalidArgument when seen_unix_ms is neither empty nor as long as seen_events.
+// InvalidArgument when seen_unix_ms is neither empty nor as long as seen_events, or a
+// partition change has sequence 0.
 class Store {
  public:
   virtual ~Store() = default;

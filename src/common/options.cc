@@ -122,6 +122,10 @@ Status ValidateOptions(const EngineOptions& o) {
   if (o.event_id_retention_seconds < 0 || o.event_id_retention_seconds > 3'155'760'000) {
     return Bad("event_id_retention_seconds", "must be in [0, 3155760000] (0 = forever)");
   }
+  if (o.partition_snapshot_interval_seconds < 0 ||
+      o.partition_snapshot_interval_seconds > 31'536'000) {
+    return Bad("partition_snapshot_interval_seconds", "must be in [0, 31536000] (0 = off)");
+  }
   if (o.limits.max_id_bytes < 1 || o.limits.max_text_bytes < 1 || o.limits.max_batch_items < 1) {
     return Bad("limits", "must all be >= 1");
   }

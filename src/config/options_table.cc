@@ -128,6 +128,9 @@ std::vector<OptionEntry> BuildTable() {
       DYNSPEC_NUMBER_OPTION(limits.max_text_bytes, "longest accepted content text"),
       DYNSPEC_NUMBER_OPTION(limits.max_sparse_features, "most sparse context features"),
       DYNSPEC_NUMBER_OPTION(limits.max_batch_items, "most items per ingest batch"),
+      DYNSPEC_NUMBER_OPTION(partition_snapshot_interval_seconds,
+                            "changed partitions are snapshotted this often (0 = only at "
+                            "shutdown)"),
       DYNSPEC_NUMBER_OPTION(event_id_retention_seconds,
                             "seen event ids are forgotten (accepted again) after this many "
                             "seconds (0 = never)"),

@@ -160,12 +160,11 @@ class EngineImpl final : public Engine {
     scheduler_cv_.notify_all();
     if (scheduler_.joinable()) scheduler_.join();
     if (expiry_thread_.joinable()) expiry_thread_.join();
+    if (snapshot_thread_.joinable()) snapshot_thread_.join();
     if (loaded_ && !options_.partition_snapshot_dir.empty()) {
       // Only partitions that changed since they were loaded or last written: a one-shot
       // command that reads a large directory does not rewrite its snapshots.
-      std::error_code ec;
-      std::filesystem::create_directories(options_.partition_snapshot_dir, ec);
-      Status st = WriteSnapshots(/*only_stale=*/true);
+      Status st = SnapshotPartitionsIfStale();
       if (!st.ok()) {
         std::fprintf(stderr, "dynspec: writing partition snapshots at shutdown failed: %s\n",
                      st.ToString().c_str());
@@ -189,6 +188,38 @@ class EngineImpl final : public Engine {
         lock.lock();
       }
     });
+  }
+
+  // Writes the snapshots of the partitions that changed every
+  // partition_snapshot_interval_seconds until the engine is destroyed (which writes them a
+  // last time), so the change log and the replay after a crash stay small.
+  void StartSnapshotter() {
+    if (options_.partition_snapshot_dir.empty() ||
+        options_.partition_snapshot_interval_seconds <= 0) {
+      return;
+    }
+    snapshot_thread_ = std::thread([this] {
+      const auto period = std::chrono::seconds(options_.partition_snapshot_interval_seconds);
+      std::unique_lock lock(scheduler_mu_);
+      while (!scheduler_cv_.wait_for(lock, period, [this] { return shutting_down_; })) {
+        lock.unlock();
+        Status st = SnapshotPartitionsIfStale();
+        if (!st.ok()) {
+          std::fprintf(stderr, "dynspec: periodic partition snapshot failed: %s\n",
+                       st.ToString().c_str());
+        }
+        lock.lock();
+      }
+    });
+  }
+
+  Status SnapshotPartitionsIfStale() {
+    std::error_code ec;
+    std::filesystem::create_directories(options_.partition_snapshot_dir, ec);
+    if (ec) {
+      return Status::IoError("creating " + options_.partition_snapshot_dir + ": " + ec.message());
+    }
+    return WriteSnapshots(/*only_stale=*/true);
   }
 
   // Resolves expired decisions and forgets expired event ids every rank.expiry_check_ms
@@ -273,15 +304,26 @@ class EngineImpl final : public Engine {
       if (item->served) served[pit->second.cluster].push_back(item.get());
       feedback_events_ += static_cast<uint64_t>(item->model.evidence);
     }
+    // The logged partition changes of each cluster, in sequence order (as LoadAll returns
+    // them). Changes of clusters that no longer exist are dropped with the cluster.
+    std::map<ClusterId, std::vector<const PartitionOpRecord*>> changes;
+    uint64_t last_sequence = 0;
+    for (const auto& op : all.put_partition_ops) {
+      changes[op.cluster].push_back(&op);
+      last_sequence = std::max(last_sequence, op.sequence);
+    }
     // Partitions are independent: fill them in parallel (each is built in store order, so
     // the result does not depend on the number of threads).
     std::vector<std::pair<ClusterState*, const std::vector<const ItemState*>*>> work;
     for (auto& [id, cs] : clusters_) work.emplace_back(cs.get(), &served[id]);
     std::vector<Status> results(work.size());
     std::atomic<size_t> next{0};
+    const std::vector<const PartitionOpRecord*> none;
     auto fill = [&] {
       for (size_t i; (i = next.fetch_add(1)) < work.size();) {
-        results[i] = FillPartition(*work[i].first, *work[i].second);
+        auto c = changes.find(work[i].first->id);
+        results[i] =
+            FillPartition(*work[i].first, *work[i].second, c == changes.end() ? none : c->second);
       }
     };
     const size_t threads =
@@ -291,6 +333,10 @@ class EngineImpl final : public Engine {
     fill();
     for (auto& t : pool) t.join();
     for (const Status& st : results) DYNSPEC_RETURN_IF_ERROR(st);
+    for (const auto& [id, cs] : clusters_) {
+      last_sequence = std::max(last_sequence, cs->partition->AppliedSequence());
+    }
+    next_partition_sequence_ = last_sequence + 1;
     loaded_ = true;
     DYNSPEC_RETURN_IF_ERROR(LoadEventIds(all));
     for (auto& d : all.put_decisions) {
@@ -312,18 +358,39 @@ class EngineImpl final : public Engine {
     return Status::Ok();
   }
 
-  // Gives the cluster the partition of `items` (its served items, in store order): its
-  // snapshot reconciled with them when snapshots are on and it loads, else one built by
-  // adding them. Requires the exclusive catalog lock; touches only this cluster's partition,
-  // so Load runs it for several clusters at once.
-  Status FillPartition(ClusterState& cs, const std::vector<const ItemState*>& items) {
+  // Gives the cluster the partition of `items` (its served items, in store order): with
+  // snapshots on, its snapshot with the logged `changes` it does not hold replayed in order
+  // (the partition it had before a restart or a crash), then reconciled with `items` (which
+  // changes nothing unless the log and the store disagree); else, or when the snapshot does
+  // not load, one built by adding `items`. Requires the exclusive catalog lock; touches only
+  // this cluster's partition, so Load runs it for several clusters at once.
+  Status FillPartition(ClusterState& cs, const std::vector<const ItemState*>& items,
+                       const std::vector<const PartitionOpRecord*>& changes) {
+    const uint64_t logged_through = changes.empty() ? 0 : changes.back()->sequence;
     if (!options_.partition_snapshot_dir.empty()) {
       const std::string path = SnapshotPath(cs.id);
       auto loaded = LoadPartition(path, embedder_->dim(), options_.index);
+      if (loaded.status().code() == StatusCode::kNotFound && !changes.empty()) {
+        // No snapshot yet (a cluster created since the last ones were written): its whole
+        // history is in the log, so replaying it from empty gives the partition it had.
+        loaded = NewPartition(embedder_->dim(), options_.index);
+      }
       Status st = loaded.status();
       bool changed = false;
-      if (st.ok()) st = Reconcile(**loaded, items, &changed);
+      if (st.ok()) st = Replay(**loaded, changes, &changed);
       if (st.ok()) {
+        bool reconciled = false;
+        st = Reconcile(**loaded, items, &reconciled);
+        if (reconciled) {
+          std::fprintf(stderr,
+                       "dynspec: partition of cluster %llu differed from the store after "
+                       "replaying its change log; reconciled\n",
+                       static_cast<unsigned long long>(cs.id));
+        }
+        changed = changed || reconciled;
+      }
+      if (st.ok()) {
+        (*loaded)->MarkApplied(logged_through);
         cs.partition = std::move(loaded).value();
         cs.snapshot_stale = changed;
         ReleaseServedEmbeddings(items);
@@ -340,7 +407,28 @@ class EngineImpl final : public Engine {
     for (const ItemState* item : items) {
       DYNSPEC_RETURN_IF_ERROR(cs.partition->Add(item->label, item->embedding));
     }
+    cs.partition->MarkApplied(logged_through);  // the store reflects every logged change
     ReleaseServedEmbeddings(items);
+    return Status::Ok();
+  }
+
+  // Applies the logged changes `p` does not hold yet (sequence above its AppliedSequence),
+  // in order. A change that does not apply (an add of a label already there, ...) means the
+  // log and the snapshot disagree: an error, and the caller rebuilds from the store.
+  static Status Replay(Partition& p, const std::vector<const PartitionOpRecord*>& changes,
+                       bool* changed) {
+    using Kind = PartitionOpRecord::Kind;
+    const uint64_t held = p.AppliedSequence();
+    for (const PartitionOpRecord* op : changes) {
+      if (op->sequence <= held) continue;
+      Status st = op->kind == Kind::kAdd      ? p.Add(op->label, op->vector, op->sequence)
+                  : op->kind == Kind::kUpdate ? p.Update(op->label, op->vector, op->sequence)
+                                              : p.Remove(op->label, op->sequence);
+      if (!st.ok()) {
+        return st.WithContext("replaying partition change " + std::to_string(op->sequence));
+      }
+      *changed = true;
+    }
     return Status::Ok();
   }
 
@@ -411,10 +499,18 @@ class EngineImpl final : public Engine {
     for (const auto& [id, cs] : clusters_) {
       if (only_stale && !cs->snapshot_stale.load()) continue;
       cs->snapshot_stale = false;
-      Status st = cs->partition->Save(SnapshotPath(id));
+      uint64_t saved = 0;
+      Status st = cs->partition->Save(SnapshotPath(id), &saved);
       if (!st.ok()) {
         cs->snapshot_stale = true;
         return st.WithContext("snapshot of cluster " + std::to_string(id));
+      }
+      // The snapshot holds the logged changes up to `saved`: drop them. Should this fail,
+      // they stay and are skipped on replay (their sequence is not above the snapshot's).
+      if (saved > 0) {
+        DYNSPEC_RETURN_IF_ERROR(store_->Commit({.truncate_partition_ops = {{id, saved}}})
+                                    .WithContext("dropping the changes snapshot of cluster " +
+                                                 std::to_string(id) + " holds"));
       }
     }
     return Status::Ok();
@@ -514,15 +610,20 @@ class EngineImpl final : public Engine {
     ClusterState& cs = *clusters_.at(ps.cluster);
     std::lock_guard item_lock(item.mu);
     const std::vector<float> old = EmbeddingLocked(item);
-    ItemRecord r = RecordOf(item);
-    r.embedding = v;
-    DYNSPEC_RETURN_IF_ERROR(store_->Commit({.put_items = {r}}).WithContext("storing item"));
+    StoreBatch batch{.put_items = {RecordOf(item)}};
+    batch.put_items[0].embedding = v;
+    const bool in_partition = item.served && cs.partition->Contains(item.label);
+    const uint64_t sequence =
+        in_partition
+            ? LogPartitionChange(&batch, cs.id, PartitionOpRecord::Kind::kUpdate, item.label, v)
+            : 0;
+    DYNSPEC_RETURN_IF_ERROR(store_->Commit(batch).WithContext("storing item"));
     AddTo(ps.centroid_sum, old, -1);
     AddTo(cs.centroid_sum, old, -1);
     AddTo(ps.centroid_sum, v, +1);
     AddTo(cs.centroid_sum, v, +1);
-    if (item.served && cs.partition->Contains(item.label)) {
-      Status st = cs.partition->Update(item.label, v);
+    if (in_partition) {
+      Status st = cs.partition->Update(item.label, v, sequence);
       cs.snapshot_stale = true;
       if (!st.ok()) {
         item.embedding = std::move(v);  // keep the committed vector with the item
@@ -540,12 +641,17 @@ class EngineImpl final : public Engine {
     auto it = items_.find(id);
     if (it == items_.end()) return Status::NotFound("item '" + id + "' does not exist");
     std::shared_ptr<ItemState> item = it->second;
-    DYNSPEC_RETURN_IF_ERROR(store_->Commit({.delete_items = {id}}).WithContext("removing item"));
     ProviderState& ps = providers_.at(item->provider);
     ClusterState& cs = *clusters_.at(ps.cluster);
+    StoreBatch batch{.delete_items = {id}};
+    const uint64_t sequence =
+        item->served
+            ? LogPartitionChange(&batch, cs.id, PartitionOpRecord::Kind::kRemove, item->label, {})
+            : 0;
+    DYNSPEC_RETURN_IF_ERROR(store_->Commit(batch).WithContext("removing item"));
     const std::vector<float> vector = Embedding(*item);
     if (item->served) {
-      Status st = cs.partition->Remove(item->label);
+      Status st = cs.partition->Remove(item->label, sequence);
       cs.snapshot_stale = true;
       if (!st.ok()) return st.WithContext("updating the partition after a committed delete");
     }
@@ -886,6 +992,8 @@ class EngineImpl final : public Engine {
     }
     for (const auto& [id, cs] : clusters_) {
       if (id >= km.centroids.size()) batch.delete_clusters.push_back(id);
+      // Every partition starts empty: no logged change of the old ones may be replayed.
+      batch.truncate_partition_ops.push_back({id, UINT64_MAX});
     }
     DYNSPEC_RETURN_IF_ERROR(store_->Commit(batch).WithContext("storing the initial clusters"));
 
@@ -917,6 +1025,20 @@ class EngineImpl final : public Engine {
     StoreBatch batch{.put_providers = {{provider, target}}};
     const bool new_cluster = !clusters_.count(target);
     if (new_cluster) batch.put_clusters.push_back({target, ModelState()});
+    // Each served item leaves the old partition and joins the new one: logged in the batch
+    // of the move, in the order they are applied below.
+    std::map<uint64_t, std::pair<uint64_t, uint64_t>> sequences;  // label -> (remove, add)
+    for (uint64_t label : ps.items) {
+      ItemState& item = *by_label_.at(label);
+      std::lock_guard item_lock(item.mu);
+      if (!item.served) continue;
+      const ClusterState& from = *clusters_.at(ps.cluster);
+      const uint64_t removed =
+          LogPartitionChange(&batch, from.id, PartitionOpRecord::Kind::kRemove, label, {});
+      const uint64_t added = LogPartitionChange(&batch, target, PartitionOpRecord::Kind::kAdd,
+                                                label, EmbeddingLocked(item, from));
+      sequences[label] = {removed, added};
+    }
     // One provider record carries the move: items take their cluster from their provider,
     // so a crash can never leave an item in two partitions.
     DYNSPEC_RETURN_IF_ERROR(store_->Commit(batch).WithContext("storing the provider move"));
@@ -928,8 +1050,9 @@ class EngineImpl final : public Engine {
       std::lock_guard item_lock(item.mu);
       const std::vector<float> vector = EmbeddingLocked(item, from);
       if (item.served) {
-        Status st = from.partition->Remove(label);
-        if (st.ok()) st = to.partition->Add(label, vector);
+        const auto [removed, added] = sequences[label];
+        Status st = from.partition->Remove(label, removed);
+        if (st.ok()) st = to.partition->Add(label, vector, added);
         from.snapshot_stale = true;
         to.snapshot_stale = true;
         if (!st.ok()) {
@@ -1261,13 +1384,23 @@ class EngineImpl final : public Engine {
     model.evidence += 1;
     cluster_model.evidence += 1;
 
-    ItemRecord record = RecordOf(item);
-    record.model = model;
+    // The new models move into the batch and back out after the commit: no copies of the
+    // parameters on the feedback path beyond the one each update works on.
+    StoreBatch batch = std::move(extra);
+    const size_t item_at = batch.put_items.size();
+    const size_t cluster_at = batch.put_clusters.size();
+    batch.put_items.push_back(RecordOf(item, std::move(model)));
+    ItemRecord& record = batch.put_items.back();
     record.served = true;
     record.version = item.version + 1;
-    StoreBatch batch = std::move(extra);
-    batch.put_items.push_back(record);
-    batch.put_clusters.push_back({cluster.id, cluster_model});
+    batch.put_clusters.push_back({cluster.id, std::move(cluster_model)});
+    // On its first feedback the item joins its partition; the join is logged with the
+    // feedback. Joins into one cluster are ordered by its model lock (held from here until
+    // the partition has the item), so their sequences are in the order they are applied.
+    const uint64_t join_sequence =
+        item.served ? 0
+                    : LogPartitionChange(&batch, cluster.id, PartitionOpRecord::Kind::kAdd,
+                                         item.label, item.embedding);
     // The provider's new loss row rides in the same batch, only on shadow-evaluated events.
     // Every writer of a provider's row holds its cluster's model lock (held here across the
     // commit) under the shared catalog lock (which keeps the provider in this cluster), so
@@ -1286,11 +1419,11 @@ class EngineImpl final : public Engine {
 
     // Write back: the item's model, and on first feedback the item joins its partition so
     // it serves as a neighbour for later items.
-    item.model = std::move(model);
-    item.version = record.version;
-    cluster.model = std::move(cluster_model);
+    item.model = std::move(batch.put_items[item_at].model);
+    item.version = batch.put_items[item_at].version;
+    cluster.model = std::move(batch.put_clusters[cluster_at].model);
     if (!item.served) {
-      Status st = cluster.partition->Add(item.label, item.embedding);
+      Status st = cluster.partition->Add(item.label, item.embedding, join_sequence);
       cluster.snapshot_stale = true;
       if (!st.ok() && st.code() != StatusCode::kAlreadyExists) {
         return st.WithContext("adding the item to its partition after a committed write");
@@ -1856,7 +1989,21 @@ class EngineImpl final : public Engine {
   }
 
   // Requires item.mu and the shared catalog lock.
-  ItemRecord RecordOf(const ItemState& item) const {
+  ItemRecord RecordOf(const ItemState& item) const { return RecordOf(item, item.model); }
+
+  // Appends a change of `cluster`'s partition to `batch` and returns its sequence, to be
+  // passed to the partition when the change is applied after the commit. 0 (nothing logged)
+  // when the engine keeps no snapshots: its partitions are rebuilt from the store on open.
+  uint64_t LogPartitionChange(StoreBatch* batch, ClusterId cluster, PartitionOpRecord::Kind kind,
+                              uint64_t label, std::vector<float> vector) {
+    if (options_.partition_snapshot_dir.empty()) return 0;
+    const uint64_t sequence = next_partition_sequence_.fetch_add(1, std::memory_order_relaxed);
+    batch->put_partition_ops.push_back({cluster, sequence, kind, label, std::move(vector)});
+    return sequence;
+  }
+
+  // The record of `item` with `model` in place of its current one. Requires item.mu.
+  ItemRecord RecordOf(const ItemState& item, ModelState model) const {
     ItemRecord r;
     r.id = item.id;
     r.provider = item.provider;
@@ -1864,7 +2011,7 @@ class EngineImpl final : public Engine {
     r.served = item.served;
     r.version = item.version;
     r.embedding = EmbeddingLocked(item);
-    r.model = item.model;
+    r.model = std::move(model);
     return r;
   }
 
@@ -1875,6 +2022,9 @@ class EngineImpl final : public Engine {
 
   const EngineOptions options_;
   const std::unique_ptr<Store> store_;
+  // The next partition change sequence (see LogPartitionChange); above every logged one and
+  // every one a loaded snapshot holds.
+  std::atomic<uint64_t> next_partition_sequence_{1};
   const std::unique_ptr<Embedder> embedder_;
   const FeatureEncoder encoder_;
   ModelLayout layout_;
@@ -1934,6 +2084,7 @@ class EngineImpl final : public Engine {
   bool shutting_down_ = false;  // guarded by scheduler_mu_
   std::thread scheduler_;
   std::thread expiry_thread_;
+  std::thread snapshot_thread_;
 
   std::atomic<uint64_t> feedback_events_{0};
   mutable std::atomic<uint64_t> predictions_{0};
@@ -1957,6 +2108,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options,
   DYNSPEC_RETURN_IF_ERROR(engine->ExpireEventIds(NowUnixMs()).status());
   engine->StartScheduler();
   engine->StartExpirySweep();
+  engine->StartSnapshotter();
   return std::unique_ptr<Engine>(std::move(engine));
 }
 

@@ -95,9 +95,12 @@
 #include <exception>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <shared_mutex>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -157,9 +160,9 @@ Status InternalFrom(const char* op, const std::exception& e) {
 
 // ---- snapshots ------------------------------------------------------------------------------
 //
-// SnapshotFormat (version 2; float32 partitions are written as version 1, which is version 2
-// without the vector_storage byte). Host byte order (x86-64: little endian); a file is meant to be
-// read back on the machine that wrote it, like the hnswlib graph it embeds.
+// SnapshotFormat (version 3; version 2 lacks the sequence and the generator states, version 1
+// also the vector_storage byte; both are still read). Host byte order (x86-64: little endian); a
+// file is meant to be read back on the machine that wrote it, like the hnswlib graph it embeds.
 //   char[8]  magic "DYNSPART"
 //   u32      format version (kSnapshotVersion)
 //   u32      dim
@@ -167,8 +170,9 @@ Status InternalFrom(const char* op, const std::exception& e) {
 //   i32      hnsw_m, i32 hnsw_ef_construction, i32 hnsw_ef_search, u64 exact_search_max_items
 //            (the IndexOptions the partition was built with)
 //   u8       has_graph
-//   u8       vector_storage (version 2 only; VectorStorage: 0 float32, 1 float16; version 1
+//   u8       vector_storage (version >= 2; VectorStorage: 0 float32, 1 float16; version 1
 //            files are float32)
+//   u64      applied sequence (version 3): the largest change sequence the partition holds
 //   u64[count]        labels, in slot order
 //   f32[count * dim]  vectors, slot-major (f16[count * dim] with float16 storage)
 //   if has_graph (the hnswlib 0.6.2 HierarchicalNSW<float> state, as its saveIndex writes it
@@ -178,12 +182,32 @@ Status InternalFrom(const char* op, const std::exception& e) {
 //     u8[cur_element_count * size_data_per_element]  level-0 links, vectors and labels
 //     per element: i32 level, then u8[level * size_links_per_element] (upper-level links)
 //     u64 removed count, then per removed label: u64 label, u32 element
+//     (version 3) u32 n + n bytes twice: the level and update generator states, as
+//     std::default_random_engine writes itself to a stream
 //   u32      crc32 (zlib) of every byte before it
 // LoadPartition checks the magic, then the version, then the size and the checksum, then
 // every count, size and link against the graph it rebuilds, before anything is handed to
 // hnswlib (whose loadIndex trusts its input).
 constexpr char kSnapshotMagic[8] = {'D', 'Y', 'N', 'S', 'P', 'A', 'R', 'T'};
-constexpr uint32_t kSnapshotVersion = 2;
+constexpr uint32_t kSnapshotVersion = 3;
+
+// hnswlib draws each element's level, and which neighbours an update relinks, from two
+// std::default_random_engine members. Their state goes into the snapshot so that changes
+// replayed after a restart draw what they drew the first time (the graph comes out equal).
+std::string EngineState(const std::default_random_engine& e) {
+  std::ostringstream out;
+  out << e;
+  return out.str();
+}
+
+bool SetEngineState(const std::string& state, std::default_random_engine* e) {
+  std::istringstream in(state);
+  std::default_random_engine restored;
+  in >> restored;
+  if (in.fail()) return false;
+  *e = restored;
+  return true;
+}
 constexpr size_t kSnapshotHeaderBytes = 8 + 4 + 4 + 8 + 4 + 4 + 4 + 8 + 1;
 
 // Streams bytes to a FILE and keeps their crc32.
@@ -204,6 +228,10 @@ class SnapshotWriter {
   template <typename T>
   void Pod(const T& v) {
     Bytes(&v, sizeof(T));
+  }
+  void String(const std::string& v) {
+    Pod(static_cast<uint32_t>(v.size()));
+    Bytes(v.data(), v.size());
   }
   void Crc() {
     const uint32_t c = static_cast<uint32_t>(crc_);
@@ -240,6 +268,16 @@ class SnapshotReader {
     return Status::Ok();
   }
   size_t remaining() const { return size_ - pos_; }
+  // A u32 length and that many bytes, at most `max`.
+  Status String(std::string* out, size_t max, const char* what) {
+    uint32_t n = 0;
+    DYNSPEC_RETURN_IF_ERROR(Pod(&n, what));
+    if (n > max) return Corrupt(std::string(what) + " is " + std::to_string(n) + " bytes");
+    const char* p = nullptr;
+    DYNSPEC_RETURN_IF_ERROR(Span(n, 1, &p, what));
+    out->assign(p, n);
+    return Status::Ok();
+  }
   Status Corrupt(const std::string& why) const {
     return Status::Corruption("partition snapshot " + path_ + ": " + why);
   }
@@ -311,7 +349,7 @@ class FlatHnswPartition final : public Partition {
         dist_(space_.get_dist_func()),
         dist_param_(space_.get_dist_func_param()) {}
 
-  Status Add(uint64_t label, std::span<const float> vector) override {
+  Status Add(uint64_t label, std::span<const float> vector, uint64_t sequence) override {
     DYNSPEC_ASSIGN_OR_RETURN(const std::vector<char> stored, Encode(vector, LabelWhat(label)));
     auto lock = WriteLock();
     if (slot_of_.contains(label)) {
@@ -326,6 +364,7 @@ class FlatHnswPartition final : public Partition {
         AppendSlot(label, stored.data());
         if (slot_labels_.size() > options_.exact_search_max_items) BuildGraph();
       }
+      NoteApplied(sequence);
       return Status::Ok();
     } catch (const std::exception& e) {
       Rollback(old_size, label);
@@ -336,7 +375,7 @@ class FlatHnswPartition final : public Partition {
     }
   }
 
-  Status Update(uint64_t label, std::span<const float> vector) override {
+  Status Update(uint64_t label, std::span<const float> vector, uint64_t sequence) override {
     DYNSPEC_ASSIGN_OR_RETURN(const std::vector<char> stored, Encode(vector, LabelWhat(label)));
     auto lock = WriteLock();
     auto it = slot_of_.find(label);
@@ -345,12 +384,14 @@ class FlatHnswPartition final : public Partition {
     }
     if (!graph_) {
       std::memcpy(FlatData(it->second), stored.data(), elem_bytes_);
+      NoteApplied(sequence);
       return Status::Ok();
     }
     const char* current = StoredData(it->second);
     const std::vector<char> old(current, current + elem_bytes_);
     try {
       GraphUpdate(graph_->label_lookup_.at(label), stored.data());
+      NoteApplied(sequence);
       return Status::Ok();
     } catch (const std::exception& e) {
       LeaveGraphMode(it->second, old.data());
@@ -361,7 +402,7 @@ class FlatHnswPartition final : public Partition {
     }
   }
 
-  Status Remove(uint64_t label) override {
+  Status Remove(uint64_t label, uint64_t sequence) override {
     auto lock = WriteLock();
     auto it = slot_of_.find(label);
     if (it == slot_of_.end()) {
@@ -381,7 +422,18 @@ class FlatHnswPartition final : public Partition {
     if (graph_ && slot_labels_.size() <= options_.exact_search_max_items / 2) {
       LeaveGraphMode(kNoSlot, nullptr);
     }
+    NoteApplied(sequence);
     return Status::Ok();
+  }
+
+  uint64_t AppliedSequence() const override {
+    auto lock = ReadLock();
+    return applied_sequence_;
+  }
+
+  void MarkApplied(uint64_t sequence) override {
+    auto lock = WriteLock();
+    NoteApplied(sequence);
   }
 
   bool Contains(uint64_t label) const override {
@@ -465,7 +517,7 @@ class FlatHnswPartition final : public Partition {
     return bytes;
   }
 
-  Status Save(const std::string& path) const override {
+  Status Save(const std::string& path, uint64_t* saved_sequence) const override {
     const std::string tmp = path + ".tmp-" + std::to_string(::getpid()) + "-" +
                             std::to_string(g_snapshot_tmp_counter.fetch_add(1));
     std::FILE* f = std::fopen(tmp.c_str(), "wb");
@@ -473,6 +525,7 @@ class FlatHnswPartition final : public Partition {
     bool ok;
     {
       auto lock = ReadLock();
+      if (saved_sequence) *saved_sequence = applied_sequence_;
       SnapshotWriter w(f);
       try {
         WriteSnapshot(w);
@@ -503,7 +556,9 @@ class FlatHnswPartition final : public Partition {
 
   // Restores the state a snapshot describes (the reader stands after the header fields, which
   // the caller read and checked). Used on a fresh partition only.
-  Status ReadSnapshot(SnapshotReader& r, uint64_t count, bool has_graph) {
+  Status ReadSnapshot(SnapshotReader& r, uint32_t version, uint64_t count, bool has_graph,
+                      uint64_t applied_sequence) {
+    applied_sequence_ = applied_sequence;
     const char* labels_p = nullptr;
     const char* vectors_p = nullptr;
     DYNSPEC_RETURN_IF_ERROR(r.Span(count, sizeof(uint64_t), &labels_p, "labels"));
@@ -524,7 +579,7 @@ class FlatHnswPartition final : public Partition {
       }
     }
     if (has_graph) {
-      DYNSPEC_RETURN_IF_ERROR(ReadGraph(r));
+      DYNSPEC_RETURN_IF_ERROR(ReadGraph(r, version));
       std::vector<char>().swap(flat_);  // the graph holds the vectors from here on
     }
     return Status::Ok();
@@ -756,13 +811,15 @@ class FlatHnswPartition final : public Partition {
     return out;
   }
 
+  // Requires the write lock.
+  void NoteApplied(uint64_t sequence) { applied_sequence_ = std::max(applied_sequence_, sequence); }
+
   // --- snapshots ---------------------------------------------------------------------------
 
   // Requires the lock (shared is enough).
   void WriteSnapshot(SnapshotWriter& w) const {
     w.Bytes(kSnapshotMagic, sizeof(kSnapshotMagic));
-    // Float32 partitions keep writing version 1, which older builds read; float16 needs 2.
-    w.Pod(half_ ? kSnapshotVersion : uint32_t{1});
+    w.Pod(kSnapshotVersion);
     w.Pod(static_cast<uint32_t>(dim_));
     w.Pod(static_cast<uint64_t>(slot_labels_.size()));
     w.Pod(static_cast<int32_t>(options_.hnsw_m));
@@ -770,7 +827,8 @@ class FlatHnswPartition final : public Partition {
     w.Pod(static_cast<int32_t>(options_.hnsw_ef_search));
     w.Pod(static_cast<uint64_t>(options_.exact_search_max_items));
     w.Pod(static_cast<uint8_t>(graph_ ? 1 : 0));
-    if (half_) w.Pod(static_cast<uint8_t>(VectorStorage::kFloat16));
+    w.Pod(static_cast<uint8_t>(half_ ? VectorStorage::kFloat16 : VectorStorage::kFloat32));
+    w.Pod(applied_sequence_);
     w.Bytes(slot_labels_.data(), slot_labels_.size() * sizeof(uint64_t));
     for (size_t slot = 0; slot < slot_labels_.size(); ++slot)
       w.Bytes(StoredData(slot), elem_bytes_);
@@ -795,13 +853,15 @@ class FlatHnswPartition final : public Partition {
         w.Pod(label);
         w.Pod(static_cast<uint32_t>(id));
       }
+      w.String(EngineState(g.level_generator_));
+      w.String(EngineState(g.update_probability_generator_));
     }
     w.Crc();
   }
 
   // Reads, checks and installs the graph section. Every link, level, label and vector is
   // checked against the flat arrays already read before the graph is installed.
-  Status ReadGraph(SnapshotReader& r) {
+  Status ReadGraph(SnapshotReader& r, uint32_t version) {
     uint64_t max_elements, cur, max_m, max_m0, m, efc;
     uint32_t enterpoint;
     int32_t maxlevel;
@@ -953,8 +1013,7 @@ class FlatHnswPartition final : public Partition {
       return r.Corrupt(std::to_string(removed_count) + " removed labels for " +
                        std::to_string(deleted) + " deleted graph elements");
     }
-    std::unordered_map<uint64_t, hnswlib::tableint> removed;
-    removed.reserve(removed_count);
+    std::map<uint64_t, hnswlib::tableint> removed;
     for (uint64_t k = 0; k < removed_count; ++k) {
       uint64_t label;
       uint32_t id;
@@ -966,6 +1025,15 @@ class FlatHnswPartition final : public Partition {
           !removed.emplace(label, id).second) {
         return r.Corrupt("removed label " + std::to_string(label) +
                          " does not match a deleted graph element");
+      }
+    }
+    if (version >= 3) {
+      std::string level_state, update_state;
+      DYNSPEC_RETURN_IF_ERROR(r.String(&level_state, 64, "level generator state"));
+      DYNSPEC_RETURN_IF_ERROR(r.String(&update_state, 64, "update generator state"));
+      if (!SetEngineState(level_state, &g.level_generator_) ||
+          !SetEngineState(update_state, &g.update_probability_generator_)) {
+        return r.Corrupt("unreadable random generator state");
       }
     }
     g.enterpoint_node_ = enterpoint;
@@ -992,7 +1060,11 @@ class FlatHnswPartition final : public Partition {
   std::unordered_map<uint64_t, size_t> slot_of_;  // label -> slot
   std::unique_ptr<Graph> graph_;                  // null in exact mode
   // Labels marked deleted in graph_ (and not in the partition) -> their graph element.
-  std::unordered_map<uint64_t, hnswlib::tableint> graph_removed_;
+  // An ordered map: the element a new label takes over is the one of the smallest removed
+  // label, whatever order the removals came in or the map was rebuilt from a snapshot, so
+  // replaying the same changes builds the same graph.
+  std::map<uint64_t, hnswlib::tableint> graph_removed_;
+  uint64_t applied_sequence_ = 0;  // the largest change sequence applied (see Partition)
 };
 
 }  // namespace
@@ -1090,6 +1162,8 @@ Result<std::unique_ptr<Partition>> LoadPartition(const std::string& path, int di
       return body_reader.Corrupt("unknown vector storage " + std::to_string(storage));
     }
   }
+  uint64_t applied_sequence = 0;
+  if (version >= 3) DYNSPEC_RETURN_IF_ERROR(body_reader.Pod(&applied_sequence, "sequence"));
   if (storage != static_cast<uint8_t>(options.vector_storage)) {
     return Status::FailedPrecondition(
         "partition snapshot " + path + " stores " +
@@ -1099,7 +1173,8 @@ Result<std::unique_ptr<Partition>> LoadPartition(const std::string& path, int di
   if (dim <= 0) return Status::InvalidArgument("a partition needs a positive dimension");
   auto partition = std::make_unique<FlatHnswPartition>(dim, options);
   try {
-    DYNSPEC_RETURN_IF_ERROR(partition->ReadSnapshot(body_reader, count, has_graph == 1));
+    DYNSPEC_RETURN_IF_ERROR(
+        partition->ReadSnapshot(body_reader, version, count, has_graph == 1, applied_sequence));
   } catch (const std::exception& e) {
     return Status::Internal("loading partition snapshot " + path + ": " + e.what());
   }

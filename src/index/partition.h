@@ -30,12 +30,24 @@ struct Neighbour {
 class Partition {
  public:
   virtual ~Partition() = default;
+  // The writers take an optional change sequence (> 0): the change's place in the engine's
+  // log of partition changes. The partition remembers the largest one applied
+  // (AppliedSequence) and its snapshot stores it, so a restart replays exactly the logged
+  // changes the snapshot does not hold. Replaying the same changes in the same order on the
+  // same snapshot builds the same graph (hnswlib's random generators are in the snapshot).
+  //
   // Adds a new label; AlreadyExists if present. Wrong dimension or non-finite values are
   // InvalidArgument. The vector is stored as given (the caller normalizes).
-  virtual Status Add(uint64_t label, std::span<const float> vector) = 0;
+  virtual Status Add(uint64_t label, std::span<const float> vector, uint64_t sequence = 0) = 0;
   // Replaces the vector of an existing label; NotFound if absent.
-  virtual Status Update(uint64_t label, std::span<const float> vector) = 0;
-  virtual Status Remove(uint64_t label) = 0;
+  virtual Status Update(uint64_t label, std::span<const float> vector, uint64_t sequence = 0) = 0;
+  virtual Status Remove(uint64_t label, uint64_t sequence = 0) = 0;
+  // The largest change sequence applied by a successful Add, Update or Remove (or restored
+  // from the snapshot); 0 if none.
+  virtual uint64_t AppliedSequence() const = 0;
+  // Records that the partition holds every change up to `sequence` (it was rebuilt from the
+  // store, which reflects all of them); AppliedSequence never decreases.
+  virtual void MarkApplied(uint64_t sequence) = 0;
   virtual bool Contains(uint64_t label) const = 0;
   // Up to k labels by decreasing similarity. Wrong dimension is InvalidArgument.
   virtual Result<std::vector<Neighbour>> Search(std::span<const float> query, size_t k) const = 0;
@@ -58,7 +70,8 @@ class Partition {
   // renamed over `path`, then the directory is fsynced. A reader sees the old file or the new
   // one, never a torn one. Takes the shared lock while it serializes (searches go on; writers
   // wait), and none for the fsync. Format: see partition.cc (SnapshotFormat).
-  virtual Status Save(const std::string& path) const = 0;
+  // `saved_sequence`, when given, receives the AppliedSequence the snapshot holds.
+  virtual Status Save(const std::string& path, uint64_t* saved_sequence = nullptr) const = 0;
 };
 
 std::unique_ptr<Partition> NewPartition(int dim, const IndexOptions& options);

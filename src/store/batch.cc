@@ -14,6 +14,16 @@ Status CheckSeenTimes(const StoreBatch& batch) {
                                  " seen_events; give none or one per event");
 }
 
+Status CheckPartitionOps(const StoreBatch& batch) {
+  for (const auto& op : batch.put_partition_ops) {
+    if (op.sequence == 0) {
+      return Status::InvalidArgument("partition change of cluster " + std::to_string(op.cluster) +
+                                     " for label " + std::to_string(op.label) + " has sequence 0");
+    }
+  }
+  return Status::Ok();
+}
+
 int64_t SeenTime(const StoreBatch& batch, size_t i, int64_t now_unix_ms) {
   return batch.seen_unix_ms.empty() ? now_unix_ms : batch.seen_unix_ms[i];
 }

@@ -12,6 +12,8 @@ namespace dynspec::store_batch {
 
 // InvalidArgument unless seen_unix_ms is empty or has one entry per seen_events.
 Status CheckSeenTimes(const StoreBatch& batch);
+// InvalidArgument when a partition change has sequence 0.
+Status CheckPartitionOps(const StoreBatch& batch);
 // The seen time of batch.seen_events[i]: its entry in seen_unix_ms, or now when the batch
 // gives none.
 int64_t SeenTime(const StoreBatch& batch, size_t i, int64_t now_unix_ms);

@@ -13,10 +13,17 @@ class MemoryStore final : public Store {
  public:
   Status Commit(const StoreBatch& batch) override {
     DYNSPEC_RETURN_IF_ERROR(store_batch::CheckSeenTimes(batch));
+    DYNSPEC_RETURN_IF_ERROR(store_batch::CheckPartitionOps(batch));
     const int64_t now = store_batch::NowUnixMs();
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& id : batch.delete_items) items_.erase(id);
-    for (const auto& item : batch.put_items) items_[item.id] = item;
+    for (const auto& item : batch.put_items) {
+      ItemRecord& stored = items_[item.id];
+      std::vector<float> kept;
+      if (item.embedding.empty()) kept = std::move(stored.embedding);  // the vector stays
+      stored = item;
+      if (item.embedding.empty()) stored.embedding = std::move(kept);
+    }
     for (const auto& p : batch.put_providers) providers_[p.id] = p;
     for (ClusterId id : batch.delete_clusters) clusters_.erase(id);
     for (const auto& c : batch.put_clusters) clusters_[c.id] = c;
@@ -30,6 +37,10 @@ class MemoryStore final : public Store {
     for (const auto& l : batch.put_provider_losses) losses_[l.provider] = l;
     for (const auto& id : batch.delete_streaks) streaks_.erase(id);
     for (const auto& s : batch.put_streaks) streaks_[s.provider] = s;
+    for (const auto& [cluster, through] : batch.truncate_partition_ops) {
+      ops_.erase(ops_.lower_bound({cluster, 0}), ops_.upper_bound({cluster, through}));
+    }
+    for (const auto& op : batch.put_partition_ops) ops_[{op.cluster, op.sequence}] = op;
     return Status::Ok();
   }
 
@@ -51,6 +62,7 @@ class MemoryStore final : public Store {
     for (const auto& [id, l] : losses_) out->put_provider_losses.push_back(l);
     for (const auto& [id, s] : streaks_) out->put_streaks.push_back(s);
     out->put_meta = meta_;
+    for (const auto& [key, op] : ops_) out->put_partition_ops.push_back(op);
     return Status::Ok();
   }
 
@@ -64,6 +76,7 @@ class MemoryStore final : public Store {
   std::map<ProviderId, ProviderLossRecord> losses_;
   std::map<ProviderId, ReclusterStreakRecord> streaks_;
   std::map<std::string, std::string> meta_;
+  std::map<std::pair<ClusterId, uint64_t>, PartitionOpRecord> ops_;
 };
 
 }  // namespace

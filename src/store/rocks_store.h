@@ -5,7 +5,10 @@
 //
 // Key layout: one RocksDB database (default column family), one key prefix per record kind.
 //
-//   i/<item id>                  ItemRecord
+//   i/<item id>                  ItemRecord without its vector (format 5; formats 1 to 4
+//                                held the vector inline)
+//   v/<item id>                  the item's vector (format 5): written when the item is
+//                                ingested or re-embedded, not by feedback
 //   p/<provider id>              ProviderRecord
 //   c/<cluster id, 4 bytes BE>   ClusterRecord (big-endian so clusters iterate in id order)
 //   e/<event id>                 a seen feedback event id and when it was seen (format 4)
@@ -13,8 +16,11 @@
 //   l/<provider id>              ProviderLossRecord: the provider's row of the shadow-
 //                                evaluation loss matrix (format 3)
 //   h/<provider id>              ReclusterStreakRecord: its re-clustering hysteresis (format 3)
+//   o/<cluster id, 4 bytes BE><sequence, 8 bytes BE>
+//                                PartitionOpRecord: a change of the cluster's partition not
+//                                yet in its snapshot (format 5), in replay order
 //   m/<name>                     engine metadata (StoreBatch::put_meta), value = raw bytes
-//   s/format_version             the store's own format marker: ASCII decimal, "4" today;
+//   s/format_version             the store's own format marker: ASCII decimal, "5" today;
 //                                reserved for the store, never written by a StoreBatch
 //
 // Ids are stored as given (any bytes); the prefixes keep kinds apart since every key starts
@@ -39,7 +45,9 @@
 //   model     f32s weights, f32s sq_grad, f64s head_counts, f64 evidence
 //
 //   ItemRecord      string id, string provider, varint label, u8 served, varint version,
-//                   f32s embedding, model
+//                   f32s embedding (empty since format 5: the vector is in v/), model
+//   vector          f32s
+//   PartitionOp     u8 kind (1 add, 2 update, 3 remove), varint label, f32s vector
 //   ProviderRecord  string id, varint cluster
 //   ClusterRecord   varint id, model
 //   DecisionRecord  string id, f64 created, f64 expires (unix ms), f32s dense context,
@@ -58,6 +66,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "dynspec/status.h"
 #include "dynspec/store.h"
@@ -70,7 +79,11 @@ namespace dynspec::store_format {
 // directory is upgraded on open in one atomic WriteBatch: every event record is rewritten
 // with the time of the upgrade as its seen time (the real one was never stored), and the
 // marker moves to 4, so a crash leaves either the old directory or the upgraded one.
-inline constexpr int kStoreFormatVersion = 4;
+// Version 5 moved item vectors out of the item records (v/) and added the partition change
+// log (o/). An older directory is upgraded on open in batches of items (each item's two
+// records in one batch; records of either layout read correctly, so a crash part way is
+// resumed by the next open), then the marker moves to 5.
+inline constexpr int kStoreFormatVersion = 5;
 // The layout of one value's payload. Stored in the first byte of every value.
 inline constexpr uint8_t kRecordFormatVersion = 1;
 
@@ -82,6 +95,8 @@ inline constexpr std::string_view kMetaPrefix = "m/";
 inline constexpr std::string_view kDecisionPrefix = "d/";
 inline constexpr std::string_view kProviderLossPrefix = "l/";
 inline constexpr std::string_view kStreakPrefix = "h/";
+inline constexpr std::string_view kVectorPrefix = "v/";
+inline constexpr std::string_view kPartitionOpPrefix = "o/";
 inline constexpr std::string_view kMarkerKey = "s/format_version";
 
 std::string ItemKey(std::string_view id);
@@ -92,6 +107,8 @@ std::string MetaKey(std::string_view name);
 std::string DecisionKey(std::string_view id);
 std::string ProviderLossKey(std::string_view provider);
 std::string StreakKey(std::string_view provider);
+std::string VectorKey(std::string_view item_id);
+std::string PartitionOpKey(ClusterId cluster, uint64_t sequence);
 
 // A key as it appears in error messages: printable ASCII kept, other bytes as \xNN.
 std::string PrintableKey(std::string_view key);
@@ -102,7 +119,10 @@ std::string Seal(std::string_view payload, uint8_t version = kRecordFormatVersio
 // Checks the envelope of `value` stored under `key` and points `payload` into it.
 Status Unseal(std::string_view key, std::string_view value, std::string_view* payload);
 
+// The item record without its vector (r.embedding is not written; see EncodeVector).
 std::string EncodeItem(const ItemRecord& r);
+std::string EncodeVector(const std::vector<float>& v);
+std::string EncodePartitionOp(const PartitionOpRecord& r);
 std::string EncodeProvider(const ProviderRecord& r);
 std::string EncodeCluster(const ClusterRecord& r);
 std::string EncodeEvent(int64_t seen_unix_ms);
@@ -116,7 +136,11 @@ std::string EncodeStreak(const ReclusterStreakRecord& r);
 // Each checks the envelope and the payload of a value stored under `key` (the full key,
 // prefix included) and fills `out`; Corruption or FailedPrecondition naming the key
 // otherwise.
+// Fills out->embedding only from a record of format 4 or older (which held it inline).
 Status DecodeItem(std::string_view key, std::string_view value, ItemRecord* out);
+Status DecodeVector(std::string_view key, std::string_view value, std::vector<float>* out);
+// Also checks the kind, and that adds and updates carry a vector and removes none.
+Status DecodePartitionOp(std::string_view key, std::string_view value, PartitionOpRecord* out);
 Status DecodeProvider(std::string_view key, std::string_view value, ProviderRecord* out);
 Status DecodeCluster(std::string_view key, std::string_view value, ClusterRecord* out);
 Status DecodeEvent(std::string_view key, std::string_view value, int64_t* seen_unix_ms);
