@@ -1991,6 +1991,19 @@ class EngineImpl final : public Engine {
   // Requires item.mu and the shared catalog lock.
   ItemRecord RecordOf(const ItemState& item) const { return RecordOf(item, item.model); }
 
+  // The record of `item` with `model` in place of its current one, without the vector: the
+  // store keeps the stored one (see ItemRecord::embedding). Requires item.mu.
+  static ItemRecord RecordOf(const ItemState& item, ModelState model) {
+    ItemRecord r;
+    r.id = item.id;
+    r.provider = item.provider;
+    r.label = item.label;
+    r.served = item.served;
+    r.version = item.version;
+    r.model = std::move(model);
+    return r;
+  }
+
   // Appends a change of `cluster`'s partition to `batch` and returns its sequence, to be
   // passed to the partition when the change is applied after the commit. 0 (nothing logged)
   // when the engine keeps no snapshots: its partitions are rebuilt from the store on open.
@@ -2000,19 +2013,6 @@ class EngineImpl final : public Engine {
     const uint64_t sequence = next_partition_sequence_.fetch_add(1, std::memory_order_relaxed);
     batch->put_partition_ops.push_back({cluster, sequence, kind, label, std::move(vector)});
     return sequence;
-  }
-
-  // The record of `item` with `model` in place of its current one. Requires item.mu.
-  ItemRecord RecordOf(const ItemState& item, ModelState model) const {
-    ItemRecord r;
-    r.id = item.id;
-    r.provider = item.provider;
-    r.label = item.label;
-    r.served = item.served;
-    r.version = item.version;
-    r.embedding = EmbeddingLocked(item);
-    r.model = std::move(model);
-    return r;
   }
 
   std::shared_ptr<const RewardFunction> CurrentReward() const {
