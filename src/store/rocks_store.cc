@@ -86,11 +86,6 @@ void PutF64s(std::string* s, const std::vector<double>& v) {
   PutWords(s, reinterpret_cast<const uint64_t*>(v.data()), v.size());
 }
 
-// Upper bound of PutModel's bytes, to reserve them.
-size_t ModelBytes(const ModelState& m) {
-  return 40 + 4 * (m.weights.size() + m.sq_grad.size()) + 8 * m.head_counts.size();
-}
-
 void PutModel(std::string* s, const ModelState& m) {
   PutF32s(s, m.weights);
   PutF32s(s, m.sq_grad);
@@ -244,6 +239,10 @@ Status IdMismatch(std::string_view key, const std::string& id) {
 }
 
 }  // namespace
+
+size_t ModelBytes(const ModelState& m) {
+  return 40 + 4 * (m.weights.size() + m.sq_grad.size()) + 8 * m.head_counts.size();
+}
 
 std::string ItemKey(std::string_view id) { return std::string(kItemPrefix).append(id); }
 std::string ProviderKey(std::string_view id) { return std::string(kProviderPrefix).append(id); }
@@ -929,9 +928,16 @@ class RocksStore final : public Store {
       std::lock_guard lock(error_mu_);
       return sync_error_;
     }
-    // Same order as the memory store: within a batch, deletes come before puts.
-    rocksdb::WriteBatch wb;
     DYNSPEC_RETURN_IF_ERROR(store_batch::CheckPartitionOps(batch));
+    // Room for the models and vectors up front: a feedback batch would otherwise grow the
+    // WriteBatch's buffer (and copy it) several times.
+    size_t bytes = 256;
+    for (const auto& r : batch.put_items)
+      bytes += 128 + 4 * r.embedding.size() + sf::ModelBytes(r.model);
+    for (const auto& c : batch.put_clusters) bytes += 64 + sf::ModelBytes(c.model);
+    for (const auto& op : batch.put_partition_ops) bytes += 64 + 4 * op.vector.size();
+    // Same order as the memory store: within a batch, deletes come before puts.
+    rocksdb::WriteBatch wb(bytes);
     for (const auto& id : batch.delete_items) {
       wb.Delete(sf::ItemKey(id));
       wb.Delete(sf::VectorKey(id));

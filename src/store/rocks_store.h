@@ -119,6 +119,9 @@ std::string Seal(std::string_view payload, uint8_t version = kRecordFormatVersio
 // Checks the envelope of `value` stored under `key` and points `payload` into it.
 Status Unseal(std::string_view key, std::string_view value, std::string_view* payload);
 
+// An upper bound of the bytes a model takes in a record (for reserving buffers).
+size_t ModelBytes(const ModelState& m);
+
 // The item record without its vector (r.embedding is not written; see EncodeVector).
 std::string EncodeItem(const ItemRecord& r);
 std::string EncodeVector(const std::vector<float>& v);
