@@ -252,7 +252,7 @@ class EngineImpl final : public Engine {
     std::lock_guard run(recluster_mu_);  // before the catalog lock, as in Recluster
     std::unique_lock lock(catalog_mu_);
     // Served items of each cluster, in store order: they make up its partition.
-    std::map<ClusterId, std::vector<const ItemState*>> served;
+    std::map<ClusterId, std::vector<ItemState*>> served;
     for (const auto& c : all.put_clusters) {
       if (!c.model.weights.empty() && !IsInitialized(layout_, c.model)) {
         return Status::FailedPrecondition("stored model of cluster " + std::to_string(c.id) +
@@ -314,7 +314,7 @@ class EngineImpl final : public Engine {
     }
     // Partitions are independent: fill them in parallel (each is built in store order, so
     // the result does not depend on the number of threads).
-    std::vector<std::pair<ClusterState*, const std::vector<const ItemState*>*>> work;
+    std::vector<std::pair<ClusterState*, const std::vector<ItemState*>*>> work;
     for (auto& [id, cs] : clusters_) work.emplace_back(cs.get(), &served[id]);
     std::vector<Status> results(work.size());
     std::atomic<size_t> next{0};
@@ -364,7 +364,7 @@ class EngineImpl final : public Engine {
   // changes nothing unless the log and the store disagree); else, or when the snapshot does
   // not load, one built by adding `items`. Requires the exclusive catalog lock; touches only
   // this cluster's partition, so Load runs it for several clusters at once.
-  Status FillPartition(ClusterState& cs, const std::vector<const ItemState*>& items,
+  Status FillPartition(ClusterState& cs, const std::vector<ItemState*>& items,
                        const std::vector<const PartitionOpRecord*>& changes) {
     const uint64_t logged_through = changes.empty() ? 0 : changes.back()->sequence;
     if (!options_.partition_snapshot_dir.empty()) {
@@ -434,10 +434,10 @@ class EngineImpl final : public Engine {
 
   // Served items' vectors now live in their partition (see ItemState::embedding). Each
   // cluster's items are touched by one FillPartition only, so clusters can run in parallel.
-  static void ReleaseServedEmbeddings(const std::vector<const ItemState*>& items) {
-    for (const ItemState* item : items) {
+  static void ReleaseServedEmbeddings(const std::vector<ItemState*>& items) {
+    for (ItemState* item : items) {
       std::lock_guard item_lock(item->mu);
-      std::vector<float>().swap(const_cast<ItemState*>(item)->embedding);
+      std::vector<float>().swap(item->embedding);
     }
   }
 
@@ -445,7 +445,7 @@ class EngineImpl final : public Engine {
   // store no longer serves in this cluster are removed, re-embedded ones updated, missing ones
   // added (in store order).
   // Makes `p` hold exactly `items`; *changed tells whether anything had to change.
-  static Status Reconcile(Partition& p, const std::vector<const ItemState*>& items, bool* changed) {
+  static Status Reconcile(Partition& p, const std::vector<ItemState*>& items, bool* changed) {
     const size_t before = p.size();
     std::unordered_map<uint64_t, const ItemState*> want;
     want.reserve(items.size());

@@ -442,13 +442,21 @@ class FlatHnswPartition final : public Partition {
   }
 
   Result<std::vector<Neighbour>> Search(std::span<const float> query, size_t k) const override {
-    DYNSPEC_ASSIGN_OR_RETURN(const std::vector<char> stored, Encode(query, "query"));
+    // A float32 query is searched as given; only float16 partitions need it converted.
+    std::vector<char> converted;
+    const char* stored = reinterpret_cast<const char*>(query.data());
+    if (half_) {
+      DYNSPEC_ASSIGN_OR_RETURN(converted, Encode(query, "query"));
+      stored = converted.data();
+    } else {
+      DYNSPEC_RETURN_IF_ERROR(CheckVector(query, dim_, "query"));
+    }
     auto lock = ReadLock();
     try {
       const size_t n = slot_labels_.size();
       k = std::min(k, n);
       if (k == 0) return std::vector<Neighbour>{};
-      return graph_ ? GraphSearch(stored.data(), k) : ExactSearch(stored.data(), k);
+      return graph_ ? GraphSearch(stored, k) : ExactSearch(stored, k);
     } catch (const std::exception& e) {
       return InternalFrom("search", e);
     } catch (...) {
