@@ -13,7 +13,7 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   cmake g++ make ninja-build pkg-config ca-certificates \
   libhnswlib-dev libeigen3-dev nlohmann-json3-dev libcli11-dev \
-  libspdlog-dev libfmt-dev zlib1g-dev librocksdb-dev libcpp-httplib-dev wrk \
+  libspdlog-dev libfmt-dev zlib1g-dev libxxhash-dev librocksdb-dev libcpp-httplib-dev wrk \
   libgtest-dev libgmock-dev googletest libbenchmark-dev \
   libjpeg-dev libpng-dev libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg \
   clang-format libtorch-dev >/dev/null

@@ -535,14 +535,34 @@ TEST_F(DamagedRecord, FlippedByteIsCorruptionNamingTheKey) {
   std::string v = sf::EncodeItem(item_);
   v[v.size() / 2] ^= 0x10;
   RawPut(dir_.path(), {{sf::ItemKey("bad-item"), v}});
-  ExpectLoadFails(StatusCode::kCorruption, "'i/bad-item' fails its CRC32 check");
+  ExpectLoadFails(StatusCode::kCorruption, "'i/bad-item' fails its XXH3 check");
+}
+
+// Records of version 1 (written before version 2) carry a zlib CRC32 instead of XXH3; both
+// read, and damage to either is caught.
+TEST_F(DamagedRecord, VersionOneRecordsKeepTheirCrc32) {
+  std::string good = sf::EncodeItem(item_);
+  const std::string payload = good.substr(1, good.size() - 5);
+  std::string v1 = sf::Seal(payload, 1);
+  RawPut(dir_.path(), {{sf::ItemKey("good-item"), v1}});
+  StoreBatch all;
+  {
+    auto store = MustOpen(dir_.path());
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->LoadAll(&all).ok());
+  }
+  ASSERT_EQ(all.put_items.size(), 1u);
+  ExpectSameItem(all.put_items[0], item_);
+  v1[v1.size() / 2] ^= 0x10;
+  RawPut(dir_.path(), {{sf::ItemKey("good-item"), v1}});
+  ExpectLoadFails(StatusCode::kCorruption, "'i/good-item' fails its CRC32 check");
 }
 
 TEST_F(DamagedRecord, FlippedCrcIsCorruption) {
   std::string v = sf::EncodeProvider({"bad-prov", 0});
   v.back() ^= 0x01;
   RawPut(dir_.path(), {{sf::ProviderKey("bad-prov"), v}});
-  ExpectLoadFails(StatusCode::kCorruption, "'p/bad-prov' fails its CRC32 check");
+  ExpectLoadFails(StatusCode::kCorruption, "'p/bad-prov' fails its XXH3 check");
 }
 
 TEST_F(DamagedRecord, TooShortIsCorruption) {
@@ -553,9 +573,9 @@ TEST_F(DamagedRecord, TooShortIsCorruption) {
 TEST_F(DamagedRecord, NewerRecordVersionIsFailedPrecondition) {
   std::string good = sf::EncodeItem(item_);
   std::string payload = good.substr(1, good.size() - 5);
-  RawPut(dir_.path(), {{sf::ItemKey("good-item"), sf::Seal(payload, 2)}});
+  RawPut(dir_.path(), {{sf::ItemKey("good-item"), sf::Seal(payload, 3)}});
   ExpectLoadFails(StatusCode::kFailedPrecondition,
-                  "'i/good-item' has record format version 2, this build reads 1 to 1");
+                  "'i/good-item' has record format version 3, this build reads 1 to 2");
 }
 
 TEST_F(DamagedRecord, VersionZeroIsCorruption) {

@@ -28,12 +28,14 @@
 //
 // Value envelope (every key but the marker):
 //
-//   [1 byte record format version][payload][4 bytes CRC32, little-endian]
+//   [1 byte record format version][payload][4 bytes checksum, little-endian]
 //
-// The CRC32 (zlib) covers the version byte and the payload. The envelope is fixed across
-// record format versions; only the payload layout may change. A value whose CRC does not
-// match is Corruption; a version above kRecordFormatVersion is FailedPrecondition (written
-// by a newer build). Both name the key.
+// The checksum covers the version byte and the payload: CRC32 (zlib) in version 1 records,
+// the low 32 bits of XXH3-64 (xxHash) from version 2 on. Version 2 changed nothing else, so
+// both are read and a directory may hold both. The envelope is fixed from version 2 on; only
+// the payload layout may change. A value whose checksum does not match is Corruption; a
+// version above kRecordFormatVersion is FailedPrecondition (written by a newer build). Both
+// name the key.
 //
 // Payload primitives, all little-endian, written by hand (no serialization library: the
 // records are few and fixed, and the format stays entirely under our control):
@@ -85,7 +87,7 @@ namespace dynspec::store_format {
 // resumed by the next open), then the marker moves to 5.
 inline constexpr int kStoreFormatVersion = 5;
 // The layout of one value's payload. Stored in the first byte of every value.
-inline constexpr uint8_t kRecordFormatVersion = 1;
+inline constexpr uint8_t kRecordFormatVersion = 2;
 
 inline constexpr std::string_view kItemPrefix = "i/";
 inline constexpr std::string_view kProviderPrefix = "p/";
