@@ -495,6 +495,10 @@ class EngineImpl final : public Engine {
   }
 
   Status WriteSnapshots(bool only_stale) {
+    // One writer at a time (the periodic thread, SnapshotPartitions, the destructor): two
+    // could rename their files in one order and drop logged changes in the other, leaving a
+    // file older than the log's truncation point. Taken before the catalog lock.
+    std::lock_guard writer(snapshot_writer_mu_);
     std::shared_lock lock(catalog_mu_);
     for (const auto& [id, cs] : clusters_) {
       if (only_stale && !cs->snapshot_stale.load()) continue;
@@ -2091,6 +2095,7 @@ class EngineImpl final : public Engine {
   std::thread scheduler_;
   std::thread expiry_thread_;
   std::thread snapshot_thread_;
+  std::mutex snapshot_writer_mu_;  // see WriteSnapshots
 
   std::atomic<uint64_t> feedback_events_{0};
   mutable std::atomic<uint64_t> predictions_{0};
