@@ -1901,12 +1901,13 @@ class EngineImpl final : public Engine {
       std::vector<float> c = NormalizedCentroid(cs->centroid_sum);
       others.push_back({c.empty() ? -2.0 : double(Dot(vector, c)), cs.get()});
     }
-    // Only the home cluster has items: there is nothing to compare it with (profiles are
-    // centred on each provider's mean loss, so a one-cluster row carries no information and
-    // no move can come of it). Skipping saves a neighbour search on 1 event in 20: durable
-    // feedback on one 100k-item partition went from 17,400/s to 29,500-36,300/s (bench_scale,
-    // interleaved runs).
-    if (others.empty()) return std::vector<std::pair<ClusterId, double>>{};
+    // An engine with a single cluster has nothing to compare it with (profiles are centred
+    // on each provider's mean loss, so a one-cluster row carries no information and no move
+    // can come of it). Skipping saves a neighbour search on 1 event in 20: durable feedback
+    // on one 100k-item partition went from 17,400/s to 29,500-36,300/s (bench_scale,
+    // interleaved runs). With several clusters whose other partitions are still empty, the
+    // home loss is kept: it is the provider's baseline once the others fill.
+    if (clusters_.size() == 1) return std::vector<std::pair<ClusterId, double>>{};
     const size_t limit = static_cast<size_t>(options_.recluster.shadow_max_clusters);
     if (others.size() > limit) {
       std::partial_sort(others.begin(), others.begin() + limit, others.end(),
