@@ -27,6 +27,7 @@
 #include <random>
 #include <set>
 #include <shared_mutex>
+#include <span>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -175,16 +176,23 @@ class EngineImpl final : public Engine {
   // Runs Recluster every recluster.period_seconds until the engine is destroyed.
   void StartScheduler() {
     if (options_.recluster.period_seconds <= 0) return;
-    scheduler_ = std::thread([this] {
-      const auto period = std::chrono::seconds(options_.recluster.period_seconds);
+    scheduler_ = Every(std::chrono::seconds(options_.recluster.period_seconds), [this] {
+      auto r = Recluster();
+      if (!r.ok()) {
+        std::fprintf(stderr, "dynspec: scheduled re-clustering failed: %s\n",
+                     r.status().ToString().c_str());
+      }
+    });
+  }
+
+  // A thread that runs `work` every `period` until the engine is destroyed.
+  template <typename Period, typename Work>
+  std::thread Every(Period period, Work work) {
+    return std::thread([this, period, work] {
       std::unique_lock lock(scheduler_mu_);
       while (!scheduler_cv_.wait_for(lock, period, [this] { return shutting_down_; })) {
         lock.unlock();
-        auto r = Recluster();
-        if (!r.ok()) {
-          std::fprintf(stderr, "dynspec: scheduled re-clustering failed: %s\n",
-                       r.status().ToString().c_str());
-        }
+        work();
         lock.lock();
       }
     });
@@ -198,17 +206,12 @@ class EngineImpl final : public Engine {
         options_.partition_snapshot_interval_seconds <= 0) {
       return;
     }
-    snapshot_thread_ = std::thread([this] {
-      const auto period = std::chrono::seconds(options_.partition_snapshot_interval_seconds);
-      std::unique_lock lock(scheduler_mu_);
-      while (!scheduler_cv_.wait_for(lock, period, [this] { return shutting_down_; })) {
-        lock.unlock();
-        Status st = SnapshotPartitionsIfStale();
-        if (!st.ok()) {
-          std::fprintf(stderr, "dynspec: periodic partition snapshot failed: %s\n",
-                       st.ToString().c_str());
-        }
-        lock.lock();
+    const auto period = std::chrono::seconds(options_.partition_snapshot_interval_seconds);
+    snapshot_thread_ = Every(period, [this] {
+      Status st = SnapshotPartitionsIfStale();
+      if (!st.ok()) {
+        std::fprintf(stderr, "dynspec: periodic partition snapshot failed: %s\n",
+                     st.ToString().c_str());
       }
     });
   }
@@ -226,21 +229,15 @@ class EngineImpl final : public Engine {
   // until the engine is destroyed.
   void StartExpirySweep() {
     if (options_.rank.expiry_check_ms <= 0) return;
-    expiry_thread_ = std::thread([this] {
-      const auto period = std::chrono::milliseconds(options_.rank.expiry_check_ms);
-      std::unique_lock lock(scheduler_mu_);
-      while (!scheduler_cv_.wait_for(lock, period, [this] { return shutting_down_; })) {
-        lock.unlock();
-        auto r = ExpireDecisions(NowUnixMs());
-        if (!r.ok()) {
-          std::fprintf(stderr, "dynspec: resolving expired decisions failed: %s\n",
-                       r.status().ToString().c_str());
-        }
-        auto forgotten = ExpireEventIds(NowUnixMs());
-        if (!forgotten.ok()) {
-          std::fprintf(stderr, "dynspec: %s\n", forgotten.status().ToString().c_str());
-        }
-        lock.lock();
+    expiry_thread_ = Every(std::chrono::milliseconds(options_.rank.expiry_check_ms), [this] {
+      auto r = ExpireDecisions(NowUnixMs());
+      if (!r.ok()) {
+        std::fprintf(stderr, "dynspec: resolving expired decisions failed: %s\n",
+                     r.status().ToString().c_str());
+      }
+      auto forgotten = ExpireEventIds(NowUnixMs());
+      if (!forgotten.ok()) {
+        std::fprintf(stderr, "dynspec: %s\n", forgotten.status().ToString().c_str());
       }
     });
   }
@@ -1031,7 +1028,11 @@ class EngineImpl final : public Engine {
     if (new_cluster) batch.put_clusters.push_back({target, ModelState()});
     // Each served item leaves the old partition and joins the new one: logged in the batch
     // of the move, in the order they are applied below.
-    std::map<uint64_t, std::pair<uint64_t, uint64_t>> sequences;  // label -> (remove, add)
+    struct Migration {
+      std::vector<float> vector;
+      uint64_t removed = 0, added = 0;  // change sequences
+    };
+    std::map<uint64_t, Migration> migrations;  // served items, by label
     for (uint64_t label : ps.items) {
       ItemState& item = *by_label_.at(label);
       std::lock_guard item_lock(item.mu);
@@ -1039,9 +1040,10 @@ class EngineImpl final : public Engine {
       const ClusterState& from = *clusters_.at(ps.cluster);
       const uint64_t removed =
           LogPartitionChange(&batch, from.id, PartitionOpRecord::Kind::kRemove, label, {});
-      const uint64_t added = LogPartitionChange(&batch, target, PartitionOpRecord::Kind::kAdd,
-                                                label, EmbeddingLocked(item, from));
-      sequences[label] = {removed, added};
+      Migration& m = migrations[label];
+      m.vector = EmbeddingLocked(item, from);
+      m.removed = removed;
+      m.added = LogPartitionChange(&batch, target, PartitionOpRecord::Kind::kAdd, label, m.vector);
     }
     // One provider record carries the move: items take their cluster from their provider,
     // so a crash can never leave an item in two partitions.
@@ -1052,11 +1054,12 @@ class EngineImpl final : public Engine {
     for (uint64_t label : ps.items) {
       ItemState& item = *by_label_.at(label);
       std::lock_guard item_lock(item.mu);
-      const std::vector<float> vector = EmbeddingLocked(item, from);
+      const std::vector<float> vector =
+          item.served ? std::move(migrations[label].vector) : EmbeddingLocked(item, from);
       if (item.served) {
-        const auto [removed, added] = sequences[label];
-        Status st = from.partition->Remove(label, removed);
-        if (st.ok()) st = to.partition->Add(label, vector, added);
+        const Migration& m = migrations[label];
+        Status st = from.partition->Remove(label, m.removed);
+        if (st.ok()) st = to.partition->Add(label, vector, m.added);
         from.snapshot_stale = true;
         to.snapshot_stale = true;
         if (!st.ok()) {
@@ -2019,10 +2022,11 @@ class EngineImpl final : public Engine {
   // passed to the partition when the change is applied after the commit. 0 (nothing logged)
   // when the engine keeps no snapshots: its partitions are rebuilt from the store on open.
   uint64_t LogPartitionChange(StoreBatch* batch, ClusterId cluster, PartitionOpRecord::Kind kind,
-                              uint64_t label, std::vector<float> vector) {
+                              uint64_t label, std::span<const float> vector) {
     if (options_.partition_snapshot_dir.empty()) return 0;
     const uint64_t sequence = next_partition_sequence_.fetch_add(1, std::memory_order_relaxed);
-    batch->put_partition_ops.push_back({cluster, sequence, kind, label, std::move(vector)});
+    batch->put_partition_ops.push_back(
+        {cluster, sequence, kind, label, std::vector<float>(vector.begin(), vector.end())});
     return sequence;
   }
 
