@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <iostream>
 #include <numeric>
 #include <set>
@@ -142,6 +143,74 @@ TEST_F(EngineTest, NewItemsOwnModelStartsFromTheBlendAndThenDominates) {
   ASSERT_FALSE(p.contributions.empty());
   EXPECT_EQ(p.contributions[0].source, Contribution::Source::kSelf);
   EXPECT_GT(p.contributions[0].weight, 0.9);
+}
+
+// An engine of its own with the fixture's catalog and clusters, m1 and m3 served.
+std::unique_ptr<Engine> EngineWithServedMusic() {
+  auto e = Engine::Open(SmallOptions(), std::make_unique<TestStore>(NewMemoryStore()));
+  EXPECT_TRUE(e.ok()) << e.status().ToString();
+  std::unique_ptr<Engine> engine = std::move(e).value();
+  for (const auto& [id, text] : kMusic) EXPECT_TRUE(engine->Ingest({id, "MusicCo", {text}}).ok());
+  for (const auto& [id, text] : kFood) EXPECT_TRUE(engine->Ingest({id, "FoodCo", {text}}).ok());
+  EXPECT_TRUE(engine->BootstrapClusters(2).ok());
+  for (int i = 0; i < 10; ++i) EXPECT_TRUE(engine->Feedback({"", "m1", {}, {{"like", 1}}}).ok());
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(engine->Feedback({"", "m3", {}, {{"like", 0}}}).ok());
+  return engine;
+}
+
+TEST_F(EngineTest, FirstFeedbackLearnsFromThePredictionsNeighboursWithoutSearching) {
+  std::unique_ptr<Engine> searched = EngineWithServedMusic();
+  std::unique_ptr<Engine> reused = EngineWithServedMusic();
+  ASSERT_TRUE(reused->Predict({"m2"}).ok());
+  const FeedbackEvent like{"", "m2", {}, {{"like", 1}}};
+  ASSERT_TRUE(searched->Feedback(like).ok());
+  ASSERT_TRUE(reused->Feedback(like).ok());
+  EXPECT_EQ(searched->Stats().joins, 3u);
+  EXPECT_EQ(searched->Stats().joins_reusing_prediction, 0u);
+  EXPECT_EQ(reused->Stats().joins, 3u);
+  EXPECT_EQ(reused->Stats().joins_reusing_prediction, 1u);
+  // Nothing changed between the prediction and the feedback, so the remembered neighbours
+  // are the ones a search finds: the same first model, bit for bit.
+  auto a = searched->GetItem("m2");
+  auto b = reused->GetItem("m2");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_TRUE(b->served);
+  EXPECT_EQ(a->model.weights, b->model.weights);
+  EXPECT_EQ(a->model.sq_grad, b->model.sq_grad);
+  EXPECT_EQ(a->model.evidence, b->model.evidence);
+  // Served items remember nothing: their later feedback never joins again.
+  ASSERT_TRUE(reused->Predict({"m2"}).ok());
+  ASSERT_TRUE(reused->Feedback(like).ok());
+  EXPECT_EQ(reused->Stats().joins, 3u);
+}
+
+TEST_F(EngineTest, FirstFeedbackSearchesAgainAfterTheCatalogChanged) {
+  const std::vector<std::pair<std::string, std::function<Status(Engine&)>>> changes = {
+      {"removal", [](Engine& e) { return e.Remove("m1"); }},
+      {"re-embedding",
+       [](Engine& e) { return e.UpdateContent("m3", {"electric guitar amplifiers and pedals"}); }},
+      {"provider move",
+       [](Engine& e) {
+         auto food = e.GetProvider("FoodCo");
+         return food.ok() ? e.MoveProvider("MusicCo", food->cluster) : food.status();
+       }},
+  };
+  for (const auto& [name, change] : changes) {
+    SCOPED_TRACE(name);
+    std::unique_ptr<Engine> searched = EngineWithServedMusic();
+    std::unique_ptr<Engine> predicted = EngineWithServedMusic();
+    ASSERT_TRUE(predicted->Predict({"m2"}).ok());
+    ASSERT_TRUE(change(*searched).ok());
+    ASSERT_TRUE(change(*predicted).ok());
+    const FeedbackEvent like{"", "m2", {}, {{"like", 1}}};
+    ASSERT_TRUE(searched->Feedback(like).ok());
+    ASSERT_TRUE(predicted->Feedback(like).ok());
+    EXPECT_EQ(predicted->Stats().joins_reusing_prediction, 0u);
+    auto a = searched->GetItem("m2");
+    auto b = predicted->GetItem("m2");
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_EQ(a->model.weights, b->model.weights);
+  }
 }
 
 TEST_F(EngineTest, InlineContentUsesTheProvidersClusterWithoutStoringAnything) {
@@ -350,8 +419,9 @@ std::unique_ptr<Engine> OpenWithOneItem(const EngineOptions& o, std::unique_ptr<
   auto e = Engine::Open(o, std::move(store));
   EXPECT_TRUE(e.ok()) << e.status().ToString();
   if (!e.ok()) return nullptr;
-  if (!(*e)->GetItem("m1").ok())
+  if (!(*e)->GetItem("m1").ok()) {
     EXPECT_TRUE((*e)->Ingest({"m1", "MusicCo", {kMusic[0].second}}).ok());
+  }
   return std::move(e).value();
 }
 

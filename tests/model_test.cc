@@ -204,12 +204,24 @@ TEST(Blend, ParameterBlendIsTheWeightedAverage) {
   std::fill(a.weights.begin(), a.weights.end(), 1.0f);
   std::fill(b.weights.begin(), b.weights.end(), -2.0f);
   a.evidence = 7;
-  std::vector<std::pair<const ModelState*, double>> parts = {{&a, 0.75}, {&b, 0.25}};
-  ModelState out;
-  BlendParameters(layout, 1e-3, parts, &out);
+  ModelState cold;  // not initialized: skipped, and its weight is not counted
+  ParameterBlend blend(layout, 1e-3);
+  blend.Add(a, 1.5);
+  blend.Add(cold, 5.0);
+  blend.Add(b, 0.5);
+  blend.Add(a, 0.0);  // zero weight: skipped
+  const ModelState out = std::move(blend).Finish();
+  ASSERT_EQ(out.weights.size(), a.weights.size());
   for (float w : out.weights) EXPECT_NEAR(w, 0.75 * 1 + 0.25 * -2, 1e-6);
   EXPECT_EQ(out.evidence, 0);  // a new model starts with no evidence of its own
   for (float g : out.sq_grad) EXPECT_FLOAT_EQ(g, 1e-3f);
+
+  // Nothing usable: a fresh zero model.
+  ParameterBlend none(layout, 1e-3);
+  none.Add(cold, 1.0);
+  const ModelState zero = std::move(none).Finish();
+  ASSERT_TRUE(IsInitialized(layout, zero));
+  for (float w : zero.weights) EXPECT_EQ(w, 0.0f);
 }
 
 }  // namespace

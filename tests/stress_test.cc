@@ -131,6 +131,9 @@ TEST(Stress, ConcurrentIngestPredictFeedbackAndMoves) {
   uint64_t served = 0;
   for (const auto& c : engine.ListClusters()) served += c.served_item_count;
   EXPECT_EQ(served, s.served_items);
+  // Each served item joined once, whether it reused its prediction's neighbours or searched.
+  EXPECT_EQ(s.joins, s.served_items);
+  EXPECT_LE(s.joins_reusing_prediction, s.joins);
 }
 
 // Ranking under concurrency: rank, answer the slates by event id (several threads may answer

@@ -62,7 +62,11 @@ class Engine {
   virtual Status Remove(const ItemId& id) = 0;
 
   virtual Result<Prediction> Predict(const PredictRequest& request) const = 0;
-  // Learns from one feedback event on a known item.
+  // Learns from one feedback event on a known item. On an item's first feedback its model
+  // starts as the parameter blend of its neighbours and its cluster model, and the item
+  // joins its partition. The neighbours are those of the item's latest prediction when one
+  // was made in this process since the last removal, re-embedding or provider move (so the
+  // item learns from the model its prediction came from), else a new search.
   virtual Result<FeedbackResult> Feedback(const FeedbackEvent& event) = 0;
 
   // Scores every candidate by its expected reward, chooses a slate with the exploration

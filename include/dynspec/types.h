@@ -198,6 +198,11 @@ struct EngineStats {
   uint64_t providers = 0;
   uint64_t clusters = 0;
   uint64_t feedback_events = 0;
+  // Items that joined their partition on their first feedback (this process), and of those
+  // the joins that reused the neighbours of the item's latest prediction instead of
+  // searching again (see Engine::Feedback).
+  uint64_t joins = 0;
+  uint64_t joins_reusing_prediction = 0;
   uint64_t predictions = 0;
   uint64_t rank_decisions = 0;     // made by this process
   uint64_t pending_decisions = 0;  // waiting for feedback now

@@ -24,6 +24,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <shared_mutex>
@@ -48,6 +49,18 @@
 namespace dynspec {
 namespace {
 
+// The neighbours an item's latest prediction blended, kept while the item is not served:
+// its first feedback then starts learning from the model that made that prediction (the
+// parameter blend of the same neighbours, read as they are now) without a second search,
+// which is most of the cost of joining a partition at 1M items (docs/performance.md). Only
+// valid in the cluster and catalog generation it was found in: a removal, a re-embedding or
+// a provider move starts a new generation, and the join searches again.
+struct PredictedNeighbours {
+  ClusterId cluster = 0;
+  uint64_t catalog_generation = 0;
+  std::vector<Neighbour> found;  // best first, the item itself excluded, at most k
+};
+
 struct ItemState {
   ItemId id;
   uint64_t label = 0;
@@ -63,6 +76,8 @@ struct ItemState {
   bool served = false;
   uint64_t version = 0;
   ModelState model;
+  // Guarded by mu; written by predictions (hence mutable), cleared when the item joins.
+  mutable std::optional<PredictedNeighbours> predicted;
 };
 
 struct ProviderState {
@@ -611,6 +626,7 @@ class EngineImpl final : public Engine {
     ClusterState& cs = *clusters_.at(ps.cluster);
     std::lock_guard item_lock(item.mu);
     const std::vector<float> old = EmbeddingLocked(item);
+    ++catalog_generation_;  // neighbours found before are not this vector's
     StoreBatch batch{.put_items = {RecordOf(item)}};
     batch.put_items[0].embedding = v;
     const bool in_partition = item.served && cs.partition->Contains(item.label);
@@ -644,6 +660,7 @@ class EngineImpl final : public Engine {
     std::shared_ptr<ItemState> item = it->second;
     ProviderState& ps = providers_.at(item->provider);
     ClusterState& cs = *clusters_.at(ps.cluster);
+    ++catalog_generation_;  // no remembered neighbour list may name it
     StoreBatch batch{.delete_items = {id}};
     const uint64_t sequence =
         item->served
@@ -723,6 +740,16 @@ class EngineImpl final : public Engine {
     if (self != nullptr) {
       std::lock_guard item_lock(self->mu);
       out.item_version = self->version;
+      if (!self->served) {
+        PredictedNeighbours& p = self->predicted.emplace();
+        p.cluster = cluster->id;
+        p.catalog_generation = catalog_generation_;
+        p.found.reserve(neighbours.size());
+        // The similarities were found as floats: converting back is exact.
+        for (const auto& n : neighbours) {
+          p.found.push_back({n.item->label, static_cast<float>(n.similarity)});
+        }
+      }
       if (IsInitialized(layout_, self->model) && self->model.evidence > 0) {
         has_self = true;
         self_evidence = self->model.evidence;
@@ -999,6 +1026,7 @@ class EngineImpl final : public Engine {
     DYNSPEC_RETURN_IF_ERROR(store_->Commit(batch).WithContext("storing the initial clusters"));
 
     clusters_.clear();
+    ++catalog_generation_;  // every partition starts again
     for (size_t c = 0; c < km.centroids.size(); ++c) CreateCluster(static_cast<ClusterId>(c));
     for (const auto& pr : batch.put_providers) {
       ProviderState& ps = providers_.at(pr.id);
@@ -1075,6 +1103,7 @@ class EngineImpl final : public Engine {
     from.providers.erase(provider);
     to.providers.insert(provider);
     ps.cluster = target;
+    ++catalog_generation_;  // neighbour lists of both partitions may name moved items
     return Status::Ok();
   }
 
@@ -1247,6 +1276,8 @@ class EngineImpl final : public Engine {
     s.providers = providers_.size();
     s.clusters = clusters_.size();
     s.feedback_events = feedback_events_.load();
+    s.joins = joins_.load();
+    s.joins_reusing_prediction = joins_reusing_prediction_.load();
     s.predictions = predictions_.load();
     s.rank_decisions = rank_decisions_.load();
     s.recent_loss.assign(layout_.heads.size(), 0.0);
@@ -1437,6 +1468,8 @@ class EngineImpl final : public Engine {
       }
       item.served = true;
       std::vector<float>().swap(item.embedding);  // the partition holds it now
+      item.predicted.reset();
+      joins_.fetch_add(1, std::memory_order_relaxed);
       result.item_joined_partition = true;
     }
     result.item_version = item.version;
@@ -1849,34 +1882,58 @@ class EngineImpl final : public Engine {
 
   // The parameter blend of the item's neighbours and its cluster model, with the same
   // weights a prediction uses. Requires the shared catalog lock; takes item locks one at
-  // a time.
+  // a time. Each model is read twice under its own lock, for its evidence (the weights
+  // need all of them) and then for its parameters, rather than copied: a model that learns
+  // in between lends its newer parameters with the weight of its older evidence.
   Status BlendInitialModel(const ClusterState& cluster, const ItemState& item,
                            ModelState* out) const {
     const size_t k = static_cast<size_t>(options_.blend.k);
-    DYNSPEC_ASSIGN_OR_RETURN(std::vector<Neighbour> found,
-                             cluster.partition->Search(Embedding(item), k + 1));
-    std::vector<ModelState> models;
+    std::vector<Neighbour> found;
+    bool reused = false;
+    {
+      std::lock_guard item_lock(item.mu);
+      if (item.predicted && item.predicted->cluster == cluster.id &&
+          item.predicted->catalog_generation == catalog_generation_) {
+        found = item.predicted->found;
+        reused = true;
+      }
+    }
+    if (reused) {
+      joins_reusing_prediction_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      DYNSPEC_ASSIGN_OR_RETURN(found, cluster.partition->Search(Embedding(item), k + 1));
+    }
+    std::vector<const ItemState*> neighbours;
     std::vector<BlendCandidate> candidates;
-    models.reserve(found.size() + 1);
+    neighbours.reserve(k);
+    candidates.reserve(k);
     for (const auto& n : found) {
-      if (models.size() == k) break;
-      const ItemState* other = by_label_.at(n.label).get();
+      if (neighbours.size() == k) break;
+      auto it = by_label_.find(n.label);
+      if (it == by_label_.end()) continue;  // cannot happen under the catalog lock
+      const ItemState* other = it->second.get();
       if (other == &item) continue;
       std::lock_guard other_lock(other->mu);
-      models.push_back(other->model);
+      neighbours.push_back(other);
       candidates.push_back({n.similarity, other->model.evidence});
     }
-    ModelState cluster_model;
+    double cluster_evidence;
     {
       std::lock_guard model_lock(cluster.model_mu);
-      cluster_model = cluster.model;
+      cluster_evidence = cluster.model.evidence;
     }
     const BlendWeights w =
-        ComputeBlendWeights(options_.blend, false, 0, candidates, cluster_model.evidence);
-    std::vector<std::pair<const ModelState*, double>> parts;
-    for (size_t i = 0; i < models.size(); ++i) parts.emplace_back(&models[i], w.neighbours[i]);
-    parts.emplace_back(&cluster_model, w.cluster_prior);
-    BlendParameters(layout_, options_.learn.adagrad_epsilon, parts, out);
+        ComputeBlendWeights(options_.blend, false, 0, candidates, cluster_evidence);
+    ParameterBlend blend(layout_, options_.learn.adagrad_epsilon);
+    for (size_t i = 0; i < neighbours.size(); ++i) {
+      std::lock_guard other_lock(neighbours[i]->mu);
+      blend.Add(neighbours[i]->model, w.neighbours[i]);
+    }
+    {
+      std::lock_guard model_lock(cluster.model_mu);
+      blend.Add(cluster.model, w.cluster_prior);
+    }
+    *out = std::move(blend).Finish();
     return Status::Ok();
   }
 
@@ -2051,6 +2108,10 @@ class EngineImpl final : public Engine {
   std::map<ProviderId, ProviderState> providers_;
   std::map<ClusterId, std::unique_ptr<ClusterState>> clusters_;
   uint64_t next_label_ = 0;
+  // Changed (under the exclusive catalog lock) by every removal, re-embedding, provider move
+  // and bootstrap: the validity of the neighbour lists predictions remember
+  // (PredictedNeighbours).
+  uint64_t catalog_generation_ = 0;
 
   // Event ids seen within event_id_retention_seconds (see ExpireEventIds).
   mutable std::mutex events_mu_;
@@ -2103,6 +2164,8 @@ class EngineImpl final : public Engine {
   std::mutex snapshot_writer_mu_;  // see WriteSnapshots
 
   std::atomic<uint64_t> feedback_events_{0};
+  std::atomic<uint64_t> joins_{0};
+  mutable std::atomic<uint64_t> joins_reusing_prediction_{0};
   mutable std::atomic<uint64_t> predictions_{0};
   bool loaded_ = false;  // Load succeeded: the partitions are complete and may be snapshotted
 };

@@ -40,19 +40,24 @@ BlendWeights ComputeBlendWeights(const BlendOptions& o, bool has_self, double se
   return w;
 }
 
-void BlendParameters(const ModelLayout& layout, double adagrad_epsilon,
-                     std::span<const std::pair<const ModelState*, double>> parts, ModelState* out) {
-  InitModel(layout, adagrad_epsilon, out);
-  double total = 0;
-  for (const auto& [m, w] : parts) {
-    if (w > 0 && IsInitialized(layout, *m)) total += w;
+ParameterBlend::ParameterBlend(const ModelLayout& layout, double adagrad_epsilon)
+    : layout_(layout) {
+  InitModel(layout, adagrad_epsilon, &out_);
+}
+
+void ParameterBlend::Add(const ModelState& part, double weight) {
+  if (!(weight > 0) || !IsInitialized(layout_, part)) return;
+  total_ += weight;
+  const float a = static_cast<float>(weight);
+  for (size_t j = 0; j < out_.weights.size(); ++j) out_.weights[j] += a * part.weights[j];
+}
+
+ModelState ParameterBlend::Finish() && {
+  if (total_ > 0) {
+    const float scale = static_cast<float>(1.0 / total_);
+    for (float& w : out_.weights) w *= scale;
   }
-  if (total <= 0) return;
-  for (const auto& [m, w] : parts) {
-    if (!(w > 0) || !IsInitialized(layout, *m)) continue;
-    const float a = static_cast<float>(w / total);
-    for (size_t j = 0; j < out->weights.size(); ++j) out->weights[j] += a * m->weights[j];
-  }
+  return std::move(out_);
 }
 
 }  // namespace dynspec

@@ -40,10 +40,25 @@ BlendWeights ComputeBlendWeights(const BlendOptions& options, bool has_self, dou
                                  std::span<const BlendCandidate> neighbours,
                                  double cluster_evidence);
 
-// out.weights = sum_j w_j * parts_j.weights over initialized parts (weights renormalized
-// over those); AdaGrad state, counts and evidence start fresh. Parts with zero weight are
-// skipped. With no usable part, `out` is a fresh zero model.
-void BlendParameters(const ModelLayout& layout, double adagrad_epsilon,
-                     std::span<const std::pair<const ModelState*, double>> parts, ModelState* out);
+// The parameter blend of several models, built one part at a time so that each part can be
+// read under its own lock without being copied (a new item's first model blends up to k
+// neighbours' models on the feedback path):
+//   ParameterBlend blend(layout, eps);
+//   for each part: { lock it; blend.Add(part, weight); }
+//   ModelState model = std::move(blend).Finish();
+// The result's weights are sum_j w_j * part_j.weights over the initialized parts with w_j > 0,
+// renormalized over those; AdaGrad state, counts and evidence start fresh. With no usable
+// part it is a fresh zero model.
+class ParameterBlend {
+ public:
+  ParameterBlend(const ModelLayout& layout, double adagrad_epsilon);
+  void Add(const ModelState& part, double weight);
+  ModelState Finish() &&;
+
+ private:
+  const ModelLayout& layout_;
+  ModelState out_;
+  double total_ = 0;
+};
 
 }  // namespace dynspec

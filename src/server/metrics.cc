@@ -56,6 +56,12 @@ std::string RequestMetrics::Render(const EngineStats& stats,
   gauge("dynspec_clusters", "gauge", "Provider clusters.", double(stats.clusters));
   gauge("dynspec_feedback_events_total", "counter",
         "Feedback events learned (rate() gives the feedback rate).", double(stats.feedback_events));
+  gauge("dynspec_joins_total", "counter",
+        "Items that joined their partition on their first feedback (this process).",
+        double(stats.joins));
+  gauge("dynspec_joins_reusing_prediction_total", "counter",
+        "Joins that reused the neighbours of the item's latest prediction instead of searching.",
+        double(stats.joins_reusing_prediction));
   gauge("dynspec_predictions_total", "counter", "Predictions made.", double(stats.predictions));
   gauge("dynspec_rank_decisions_total", "counter", "Ranking decisions made by this process.",
         double(stats.rank_decisions));
