@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "dynspec/engine.h"
+#include "dynspec/store.h"
 #include "embed/clip_tokenizer.h"
 #include "media/clip_preprocess.h"
 #include "media/image.h"
@@ -448,6 +450,36 @@ TEST_F(ClipEmbedderTest, ServesAsTheEngineEmbedder) {
   auto p = (*engine)->Predict(request);
   ASSERT_TRUE(p.ok()) << p.status().ToString();
   EXPECT_FALSE(p->heads.empty());
+}
+
+// `dynspec ingest --clip-model` embeds an --image with CLIP's image encoder and --text with
+// its text encoder (one loaded model serves both): the stored vectors are the embedder's.
+TEST_F(ClipEmbedderTest, CliIngestsImagesAndTextWithTheClipModel) {
+  auto clip = LoadOk(model_);
+  ASSERT_TRUE(clip);
+  const std::string picture = dir_.Sub("picture.png");
+  ASSERT_TRUE(WriteFileBytes(picture, EncodePng(TestImage(260, 180, 7)).value()).ok());
+  const std::string data = dir_.Sub("data");
+  auto quoted = [](const std::string& s) { return "'" + s + "'"; };
+  const std::string ingest = std::string(DYNSPEC_CLI_PATH) + " ingest --data-dir " + quoted(data) +
+                             " --clip-model " + quoted(model_) + " --clip-vocab " +
+                             quoted(VocabPath()) + " --provider gallery ";
+  const std::string text = "a photo of a cat";
+  for (const std::string& args :
+       {"--id pic --image " + quoted(picture), "--id caption --text " + quoted(text)}) {
+    const std::string command = ingest + args + " > " + quoted(dir_.Sub("out.txt"));
+    ASSERT_EQ(std::system(command.c_str()), 0) << command;
+  }
+  auto store = OpenDurableStore(data, DurableStoreOptions());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  StoreBatch all;
+  ASSERT_TRUE((*store)->LoadAll(&all).ok());
+  std::map<std::string, std::vector<float>> stored;
+  for (const auto& item : all.put_items) stored[item.id] = item.embedding;
+  ASSERT_EQ(stored.size(), 2u);
+  // The engine normalizes a given vector again, which may move it by an ulp.
+  ExpectNear(stored["pic"], clip->EmbedImageFile(picture).value(), 1e-6f);
+  ExpectNear(stored["caption"], clip->EmbedText(text).value(), 1e-6f);
 }
 
 }  // namespace

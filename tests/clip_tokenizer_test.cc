@@ -17,10 +17,13 @@
 #include <sstream>
 #include <thread>
 
+#include "test_util.h"
+
 namespace dynspec {
 namespace {
 
 namespace fs = std::filesystem;
+using dynspec::testing_util::ScopedTempDir;
 
 const std::string kVocab = std::string(DYNSPEC_DATA_DIR) + "/clip/bpe_simple_vocab_16e6.txt.gz";
 
@@ -483,24 +486,6 @@ TEST_F(ClipTokenizerTest, DescribeForTheCommandLine) {
 
 // ---- Load errors ----
 
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() /
-            ("dynspec_clip_test_" + std::to_string(getpid()) + "_" + std::to_string(counter_++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string File(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-  static inline int counter_ = 0;
-};
-
 std::string ReadBytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
@@ -534,59 +519,59 @@ void ExpectLoadError(const std::string& path, StatusCode code, const std::string
 }
 
 TEST(ClipTokenizerLoad, MissingFileIsNotFound) {
-  TempDir dir;
-  ExpectLoadError(dir.File("absent.txt.gz"), StatusCode::kNotFound, "no such file");
+  ScopedTempDir dir;
+  ExpectLoadError(dir.Sub("absent.txt.gz"), StatusCode::kNotFound, "no such file");
 }
 
 TEST(ClipTokenizerLoad, DamagedGzipIsCorruption) {
-  TempDir dir;
+  ScopedTempDir dir;
   const std::string real = ReadBytes(kVocab);
   ASSERT_GT(real.size(), 1000000u);
   // Cut short: the stream ends before its trailer.
-  WriteBytes(dir.File("short.txt.gz"), real.substr(0, real.size() / 2));
-  ExpectLoadError(dir.File("short.txt.gz"), StatusCode::kCorruption, "damaged gzip");
+  WriteBytes(dir.Sub("short.txt.gz"), real.substr(0, real.size() / 2));
+  ExpectLoadError(dir.Sub("short.txt.gz"), StatusCode::kCorruption, "damaged gzip");
   // Bytes overwritten in the middle: invalid deflate data or a CRC mismatch.
   std::string flipped = real;
   for (size_t i = flipped.size() / 3; i < flipped.size() / 3 + 64; ++i) flipped[i] ^= 0x5A;
-  WriteBytes(dir.File("flipped.txt.gz"), flipped);
-  ExpectLoadError(dir.File("flipped.txt.gz"), StatusCode::kCorruption, "damaged gzip");
+  WriteBytes(dir.Sub("flipped.txt.gz"), flipped);
+  ExpectLoadError(dir.Sub("flipped.txt.gz"), StatusCode::kCorruption, "damaged gzip");
   // Not gzip at all (zlib would pass it through as plain text).
-  WriteBytes(dir.File("plain.txt.gz"), VocabLines(60000));
-  ExpectLoadError(dir.File("plain.txt.gz"), StatusCode::kCorruption, "not a gzip file");
-  WriteBytes(dir.File("empty.txt.gz"), "");
-  auto empty = ClipTokenizer::Load(dir.File("empty.txt.gz"));
+  WriteBytes(dir.Sub("plain.txt.gz"), VocabLines(60000));
+  ExpectLoadError(dir.Sub("plain.txt.gz"), StatusCode::kCorruption, "not a gzip file");
+  WriteBytes(dir.Sub("empty.txt.gz"), "");
+  auto empty = ClipTokenizer::Load(dir.Sub("empty.txt.gz"));
   EXPECT_EQ(empty.status().code(), StatusCode::kCorruption) << empty.status().ToString();
 }
 
 TEST(ClipTokenizerLoad, TruncatedVocabularyIsCorruption) {
-  TempDir dir;
-  WriteGzip(dir.File("short_vocab.txt.gz"), VocabLines(1001));
-  ExpectLoadError(dir.File("short_vocab.txt.gz"), StatusCode::kCorruption, "has 1000 merge lines");
+  ScopedTempDir dir;
+  WriteGzip(dir.Sub("short_vocab.txt.gz"), VocabLines(1001));
+  ExpectLoadError(dir.Sub("short_vocab.txt.gz"), StatusCode::kCorruption, "has 1000 merge lines");
   // One line short of what CLIP uses.
-  WriteGzip(dir.File("one_short.txt.gz"), VocabLines(ClipTokenizer::kMerges));
-  ExpectLoadError(dir.File("one_short.txt.gz"), StatusCode::kCorruption,
+  WriteGzip(dir.Sub("one_short.txt.gz"), VocabLines(ClipTokenizer::kMerges));
+  ExpectLoadError(dir.Sub("one_short.txt.gz"), StatusCode::kCorruption,
                   "has " + std::to_string(ClipTokenizer::kMerges - 1) + " merge lines");
   // Exactly the lines CLIP uses is enough.
-  WriteGzip(dir.File("exact.txt.gz"), VocabLines(ClipTokenizer::kMerges + 1));
-  auto exact = ClipTokenizer::Load(dir.File("exact.txt.gz"));
+  WriteGzip(dir.Sub("exact.txt.gz"), VocabLines(ClipTokenizer::kMerges + 1));
+  auto exact = ClipTokenizer::Load(dir.Sub("exact.txt.gz"));
   ASSERT_TRUE(exact.ok()) << exact.status().ToString();
   EXPECT_EQ((*exact)->Encode("a photo of a cat"), (Ids{320, 1125, 539, 320, 2368}));
 }
 
 TEST(ClipTokenizerLoad, MalformedMergeLinesAreCorruption) {
-  TempDir dir;
+  ScopedTempDir dir;
   std::string lines = VocabLines(60000);
   // Line 3 (the second merge) gets a third field.
   const size_t second = lines.find('\n', lines.find('\n') + 1) + 1;
   std::string three = lines;
   three.insert(three.find('\n', second), " x");
-  WriteGzip(dir.File("three.txt.gz"), three);
-  ExpectLoadError(dir.File("three.txt.gz"), StatusCode::kCorruption, "line 3");
+  WriteGzip(dir.Sub("three.txt.gz"), three);
+  ExpectLoadError(dir.Sub("three.txt.gz"), StatusCode::kCorruption, "line 3");
   // A symbol no earlier line makes.
   std::string unknown = lines;
   unknown.replace(second, unknown.find('\n', second) - second, "in qqqqq");
-  WriteGzip(dir.File("unknown.txt.gz"), unknown);
-  ExpectLoadError(dir.File("unknown.txt.gz"), StatusCode::kCorruption, "'qqqqq'");
+  WriteGzip(dir.Sub("unknown.txt.gz"), unknown);
+  ExpectLoadError(dir.Sub("unknown.txt.gz"), StatusCode::kCorruption, "'qqqqq'");
 }
 
 }  // namespace

@@ -184,6 +184,17 @@ TEST_F(EngineTest, FirstFeedbackLearnsFromThePredictionsNeighboursWithoutSearchi
   EXPECT_EQ(reused->Stats().joins, 3u);
 }
 
+TEST_F(EngineTest, FirstFeedbackReusesThePredictionAfterALittleGrowth) {
+  std::unique_ptr<Engine> engine = EngineWithServedMusic();
+  ASSERT_TRUE(engine->Predict({"m2"}).ok());
+  // One item joins the partition (within k = 4 of the list's partition size).
+  ASSERT_TRUE(engine->Ingest({"m4", "MusicCo", {"guitar amplifier reviews"}}).ok());
+  ASSERT_TRUE(engine->Feedback({"", "m4", {}, {{"like", 1}}}).ok());
+  ASSERT_TRUE(engine->Feedback({"", "m2", {}, {{"like", 1}}}).ok());
+  EXPECT_EQ(engine->Stats().joins, 4u);
+  EXPECT_EQ(engine->Stats().joins_reusing_prediction, 1u);
+}
+
 TEST_F(EngineTest, FirstFeedbackSearchesAgainAfterTheCatalogChanged) {
   const std::vector<std::pair<std::string, std::function<Status(Engine&)>>> changes = {
       {"removal", [](Engine& e) { return e.Remove("m1"); }},
@@ -193,6 +204,16 @@ TEST_F(EngineTest, FirstFeedbackSearchesAgainAfterTheCatalogChanged) {
        [](Engine& e) {
          auto food = e.GetProvider("FoodCo");
          return food.ok() ? e.MoveProvider("MusicCo", food->cluster) : food.status();
+       }},
+      {"partition growth beyond k = 4 items",
+       [](Engine& e) {
+         for (int i = 0; i < 5; ++i) {
+           const std::string id = "m-new" + std::to_string(i);
+           Status st = e.Ingest({id, "MusicCo", {"guitar amplifier reviews " + id}});
+           if (st.ok()) st = e.Feedback({"", id, {}, {{"like", 1}}}).status();
+           if (!st.ok()) return st;
+         }
+         return Status::Ok();
        }},
   };
   for (const auto& [name, change] : changes) {

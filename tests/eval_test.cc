@@ -18,6 +18,7 @@
 #include "eval/progress.h"
 #include "eval/svg_plot.h"
 #include "eval/table.h"
+#include "test_util.h"
 
 #ifndef DYNSPEC_DATA_DIR
 #define DYNSPEC_DATA_DIR "data"
@@ -27,32 +28,9 @@ namespace dynspec::eval {
 namespace {
 
 namespace fs = std::filesystem;
+using dynspec::testing_util::ScopedTempDir;
 
 // A fresh directory per test, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() / ("dynspec_eval_test_" + std::to_string(getpid()) + "_" +
-                                         info->test_suite_name() + "_" + info->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string Write(const std::string& name, const std::string& content) const {
-    const std::string p = (path_ / name).string();
-    std::ofstream out(p, std::ios::binary);
-    out << content;
-    return p;
-  }
-  std::string Path(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
 
 bool Contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
@@ -115,9 +93,9 @@ void ExpectSameEvents(const std::vector<ReplayEvent>& a, const std::vector<Repla
 }
 
 TEST(EventsTest, JsonlRoundTrip) {
-  TempDir dir;
+  ScopedTempDir dir;
   const auto events = SampleEvents();
-  const std::string path = dir.Path("events.jsonl");
+  const std::string path = dir.Sub("events.jsonl");
   ASSERT_TRUE(WriteEventsJsonl(path, events).ok());
   auto back = ReadEvents(path);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
@@ -135,7 +113,7 @@ TEST(EventsTest, JsonlRoundTrip) {
 }
 
 TEST(EventsTest, ReadsDocumentedJsonlExample) {
-  TempDir dir;
+  ScopedTempDir dir;
   const std::string path =
       dir.Write("ex.JSONL",
                 "{\"ts\":1005177600,\"user\":\"U1\",\"item\":\"B0001\",\"provider\":\"Hearst\","
@@ -156,7 +134,7 @@ TEST(EventsTest, ReadsDocumentedJsonlExample) {
 }
 
 TEST(EventsTest, NanInsideStringsIsText) {
-  TempDir dir;
+  ScopedTempDir dir;
   auto r = ReadEvents(dir.Write("s.jsonl",
                                 "{\"ts\":1,\"item\":\"NaN\",\"provider\":\"Infinity\",\"text\":"
                                 "\"say \\\"NaN\\\" -Infinity 1e999\","
@@ -168,7 +146,7 @@ TEST(EventsTest, NanInsideStringsIsText) {
 }
 
 TEST(EventsTest, CsvWithQuotesAndNewlines) {
-  TempDir dir;
+  ScopedTempDir dir;
   const std::string path =
       dir.Write("events.csv",
                 "\xEF\xBB\xBFts,user,item,provider,text,like,dwell\r\n"
@@ -194,7 +172,7 @@ TEST(EventsTest, CsvWithQuotesAndNewlines) {
 }
 
 TEST(EventsTest, CsvErrorsNameLineAndField) {
-  TempDir dir;
+  ScopedTempDir dir;
   const std::string header = "ts,user,item,provider,text,like\n";
   // The decreasing timestamp is on the record that starts on line 4 (line 2's record spans
   // two lines).
@@ -225,7 +203,7 @@ TEST(EventsTest, CsvErrorsNameLineAndField) {
 }
 
 TEST(EventsTest, JsonlErrorsNameLineAndField) {
-  TempDir dir;
+  ScopedTempDir dir;
   const std::string good =
       "{\"ts\":1,\"item\":\"B\",\"provider\":\"P\",\"text\":\"t\",\"responses\":{\"like\":1}}\n";
   auto write = [&](const std::string& name, const std::string& second_line) {
@@ -317,42 +295,42 @@ TEST(EventsTest, JsonlErrorsNameLineAndField) {
                                "\"responses\":{\"like\":1}}")),
               {"notext.jsonl:2", "\"text\"", "first event"});
   // File problems.
-  ExpectError(ReadEvents(dir.Path("missing.jsonl")), {"missing.jsonl"}, StatusCode::kIoError);
+  ExpectError(ReadEvents(dir.Sub("missing.jsonl")), {"missing.jsonl"}, StatusCode::kIoError);
   ExpectError(ReadEvents(dir.Write("events.txt", good)), {"events.txt", "extension"});
 }
 
 TEST(EventsTest, WriterRejectsInvalidEvents) {
-  TempDir dir;
+  ScopedTempDir dir;
   auto events = SampleEvents();
   events[1].responses["like"] = std::nan("");
-  Status st = WriteEventsJsonl(dir.Path("x.jsonl"), events);
+  Status st = WriteEventsJsonl(dir.Sub("x.jsonl"), events);
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
   EXPECT_TRUE(Contains(st.message(), "event 1")) << st.message();
   EXPECT_TRUE(Contains(st.message(), "responses.like")) << st.message();
-  EXPECT_FALSE(fs::exists(dir.Path("x.jsonl")));  // nothing written
+  EXPECT_FALSE(fs::exists(dir.Sub("x.jsonl")));  // nothing written
 
   events = SampleEvents();
   events[2].timestamp = 5;
-  st = WriteEventsJsonl(dir.Path("y.jsonl"), events);
+  st = WriteEventsJsonl(dir.Sub("y.jsonl"), events);
   EXPECT_TRUE(Contains(st.message(), "event 2")) << st.message();
 
   events = SampleEvents();
   events[0].responses.clear();
-  st = WriteEventsJsonl(dir.Path("z.jsonl"), events);
+  st = WriteEventsJsonl(dir.Sub("z.jsonl"), events);
   EXPECT_TRUE(Contains(st.message(), "responses")) << st.message();
 
   events = SampleEvents();
   events[2].provider = "bad \xFF byte";
-  st = WriteEventsJsonl(dir.Path("u.jsonl"), events);
+  st = WriteEventsJsonl(dir.Sub("u.jsonl"), events);
   EXPECT_TRUE(Contains(st.message(), "event 2")) << st.message();
   EXPECT_TRUE(Contains(st.message(), "\"provider\": not valid UTF-8")) << st.message();
 
   events = SampleEvents();
   events[1].context.sparse = {{"a", 1.0f}, {"a", 2.0f}};
-  st = WriteEventsJsonl(dir.Path("s.jsonl"), events);
+  st = WriteEventsJsonl(dir.Sub("s.jsonl"), events);
   EXPECT_TRUE(Contains(st.message(), "context.sparse.a")) << st.message();
 
-  EXPECT_EQ(WriteEventsJsonl(dir.Path("no/such/dir/e.jsonl"), SampleEvents()).code(),
+  EXPECT_EQ(WriteEventsJsonl(dir.Sub("no/such/dir/e.jsonl"), SampleEvents()).code(),
             StatusCode::kIoError);
 }
 
@@ -434,9 +412,9 @@ TEST(AmazonTest, ConvertsRealData) {
     if (seen.insert(e.item).second) firsts.push_back(e);
   }
   ASSERT_EQ(firsts.size(), 2173u);
-  TempDir dir;
-  ASSERT_TRUE(WriteEventsJsonl(dir.Path("amazon.jsonl"), firsts).ok());
-  auto back = ReadEvents(dir.Path("amazon.jsonl"));
+  ScopedTempDir dir;
+  ASSERT_TRUE(WriteEventsJsonl(dir.Sub("amazon.jsonl"), firsts).ok());
+  auto back = ReadEvents(dir.Sub("amazon.jsonl"));
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   ExpectSameEvents(firsts, *back);
 }
@@ -450,9 +428,9 @@ void WriteGz(const std::string& path, const std::string& content) {
 }
 
 TEST(AmazonTest, SmallFilesLongLinesAndHtml) {
-  TempDir dir;
+  ScopedTempDir dir;
   const std::string long_desc(200000, 'x');  // one line far longer than any read buffer
-  const std::string meta_path = dir.Path("meta.json.gz");
+  const std::string meta_path = dir.Sub("meta.json.gz");
   WriteGz(meta_path,
           "{\"asin\":\"A1\",\"brand\":\"  Acme  \",\"title\":\"<span class=\\\"a\\\"\","
           "\"description\":[\"<b>Bold</b> words&amp;more<br>next &#x2019;q&#x2019; &rsquo;\","
@@ -499,13 +477,13 @@ TEST(AmazonTest, SmallFilesLongLinesAndHtml) {
 }
 
 TEST(AmazonTest, Errors) {
-  TempDir dir;
-  const std::string meta = dir.Path("meta.json.gz");
+  ScopedTempDir dir;
+  const std::string meta = dir.Sub("meta.json.gz");
   WriteGz(meta, "{\"asin\":\"A1\",\"brand\":\"B\"}\n");
   const std::string ratings = dir.Write("r.csv", "A1,u1,5.0,1\n");
-  ExpectError(ConvertAmazon(dir.Path("nope.csv"), meta, {}, nullptr), {"nope.csv"},
+  ExpectError(ConvertAmazon(dir.Sub("nope.csv"), meta, {}, nullptr), {"nope.csv"},
               StatusCode::kIoError);
-  ExpectError(ConvertAmazon(ratings, dir.Path("nope.json.gz"), {}, nullptr), {"nope.json.gz"},
+  ExpectError(ConvertAmazon(ratings, dir.Sub("nope.json.gz"), {}, nullptr), {"nope.json.gz"},
               StatusCode::kIoError);
   ExpectError(ConvertAmazon(dir.Write("r2.csv", "A1,u1,5.0,1\nA1,u2,5.0\n"), meta, {}, nullptr),
               {"r2.csv:2", "4 fields"});
@@ -514,13 +492,13 @@ TEST(AmazonTest, Errors) {
   ExpectError(
       ConvertAmazon(dir.Write("r4.csv", "A1,u1,5.0,1\n\nA1,u2,5.0,2.5\n"), meta, {}, nullptr),
       {"r4.csv:3", "\"unix_time\""});
-  const std::string bad_meta = dir.Path("bad.json.gz");
+  const std::string bad_meta = dir.Sub("bad.json.gz");
   WriteGz(bad_meta, "{\"asin\":\"A1\",\"brand\":\"B\"}\n{\"asin\":\"A2\",\n");
   ExpectError(ConvertAmazon(ratings, bad_meta, {}, nullptr), {"bad.json.gz:2", "JSON"});
-  const std::string no_asin = dir.Path("noasin.json.gz");
+  const std::string no_asin = dir.Sub("noasin.json.gz");
   WriteGz(no_asin, "{\"brand\":\"B\"}\n");
   ExpectError(ConvertAmazon(ratings, no_asin, {}, nullptr), {"noasin.json.gz:1", "\"asin\""});
-  const std::string bad_desc = dir.Path("baddesc.json.gz");
+  const std::string bad_desc = dir.Sub("baddesc.json.gz");
   WriteGz(bad_desc, "{\"asin\":\"A1\",\"brand\":\"B\",\"description\":[1]}\n");
   ExpectError(ConvertAmazon(ratings, bad_desc, {}, nullptr),
               {"baddesc.json.gz:1", "\"description[0]\""});
@@ -728,13 +706,13 @@ TEST(SvgTest, RendersWellFormedChart) {
   EXPECT_TRUE(WellFormed(s1, &why)) << why;
   EXPECT_TRUE(Contains(s1, "<circle"));
 
-  TempDir dir;
-  ASSERT_TRUE(WriteSvg(dir.Path("c.svg"), chart).ok());
-  std::ifstream in(dir.Path("c.svg"));
+  ScopedTempDir dir;
+  ASSERT_TRUE(WriteSvg(dir.Sub("c.svg"), chart).ok());
+  std::ifstream in(dir.Sub("c.svg"));
   std::stringstream buf;
   buf << in.rdbuf();
   EXPECT_EQ(buf.str(), svg);
-  EXPECT_EQ(WriteSvg(dir.Path("no/dir/c.svg"), chart).code(), StatusCode::kIoError);
+  EXPECT_EQ(WriteSvg(dir.Sub("no/dir/c.svg"), chart).code(), StatusCode::kIoError);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -22,32 +22,15 @@
 #include "media/image.h"
 #include "media/image_embedder.h"
 #include "media/video_embedder.h"
+#include "test_util.h"
 
 namespace dynspec {
 namespace {
 
 namespace fs = std::filesystem;
+using dynspec::testing_util::ScopedTempDir;
 
 // ------------------------------------------------------------------------------ helpers
-
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    path_ = fs::temp_directory_path() /
-            ("dynspec_media_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string File(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
 
 double Cos(const std::vector<float>& a, const std::vector<float>& b) {
   double s = 0, na = 0, nb = 0;
@@ -136,26 +119,26 @@ TEST(MediaDecode, JpegRoundTripIsClose) {
 }
 
 TEST(MediaDecode, FileErrorsNameThePath) {
-  TempDir dir;
-  auto missing = DecodeImageFile(dir.File("nope.jpg"));
+  ScopedTempDir dir;
+  auto missing = DecodeImageFile(dir.Sub("nope.jpg"));
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
   EXPECT_NE(missing.status().message().find("nope.jpg"), std::string::npos);
 
-  auto directory = DecodeImageFile(dir.File(""));
+  auto directory = DecodeImageFile(dir.Sub(""));
   ASSERT_FALSE(directory.ok());
   EXPECT_EQ(directory.status().code(), StatusCode::kInvalidArgument);
 
-  WriteText(dir.File("empty.png"), "");
-  auto empty = DecodeImageFile(dir.File("empty.png"));
+  WriteText(dir.Sub("empty.png"), "");
+  auto empty = DecodeImageFile(dir.Sub("empty.png"));
   ASSERT_FALSE(empty.ok());
   EXPECT_EQ(empty.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(empty.status().message().find("empty"), std::string::npos);
 
   ImageDecodeOptions small;
   small.max_file_bytes = 10;
-  WriteText(dir.File("big.png"), std::string(100, 'x'));
-  auto big = DecodeImageFile(dir.File("big.png"), small);
+  WriteText(dir.Sub("big.png"), std::string(100, 'x'));
+  auto big = DecodeImageFile(dir.Sub("big.png"), small);
   ASSERT_FALSE(big.ok());
   EXPECT_EQ(big.status().code(), StatusCode::kResourceExhausted);
 }
@@ -754,21 +737,21 @@ TEST(MediaImageEmbedder, VariantsAreNearerThanUnrelatedImages) {
 }
 
 TEST(MediaImageEmbedder, FileEmbeddingEqualsPixelEmbedding) {
-  TempDir dir;
+  ScopedTempDir dir;
   auto e = NewEmbedder();
   ASSERT_TRUE(e);
   const RgbImage img = Render(Scenes()[2], 200, 150);
   auto png = EncodePng(img);
   ASSERT_TRUE(png.ok());
-  ASSERT_TRUE(WriteFileBytes(dir.File("scene.png"), *png).ok());
-  auto v = e->EmbedImageFile(dir.File("scene.png"));
+  ASSERT_TRUE(WriteFileBytes(dir.Sub("scene.png"), *png).ok());
+  auto v = e->EmbedImageFile(dir.Sub("scene.png"));
   ASSERT_TRUE(v.ok()) << v.status().ToString();
   EXPECT_EQ(*v, EmbedOk(*e, img));
 
-  auto missing = e->EmbedImageFile(dir.File("missing.png"));
+  auto missing = e->EmbedImageFile(dir.Sub("missing.png"));
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
-  WriteText(dir.File("notes.png"), "not a picture");
-  auto text = e->EmbedImageFile(dir.File("notes.png"));
+  WriteText(dir.Sub("notes.png"), "not a picture");
+  auto text = e->EmbedImageFile(dir.Sub("notes.png"));
   EXPECT_EQ(text.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(text.status().message().find("notes.png"), std::string::npos);
 }
@@ -825,23 +808,23 @@ std::unique_ptr<VideoEmbedder> NewVideoEmbedder(int frames = 8) {
 
 TEST(MediaVideo, ReencodedVideoIsNearerThanOtherVideos) {
   SKIP_WITHOUT_FFMPEG();
-  TempDir dir;
-  const std::string src = dir.File("testsrc.mp4"), big = dir.File("testsrc_320.mkv");
+  ScopedTempDir dir;
+  const std::string src = dir.Sub("testsrc.mp4"), big = dir.Sub("testsrc_320.mkv");
   ASSERT_TRUE(Ffmpeg("-f lavfi -i testsrc=duration=2:size=160x120:rate=10 " + std::string(kCodec) +
                      " " + src));
   ASSERT_TRUE(Ffmpeg("-i " + src + " -vf scale=320:240 " + kCodec + " " + big));
   ASSERT_TRUE(Ffmpeg("-f lavfi -i mandelbrot=size=160x120:rate=10 -t 2 " + std::string(kCodec) +
-                     " " + dir.File("mandelbrot.mp4")));
+                     " " + dir.Sub("mandelbrot.mp4")));
   ASSERT_TRUE(Ffmpeg("-f lavfi -i smptebars=size=160x120:rate=10 -t 2 " + std::string(kCodec) +
-                     " " + dir.File("bars.mp4")));
+                     " " + dir.Sub("bars.mp4")));
   ASSERT_TRUE(Ffmpeg("-f lavfi -i color=c=0x3366cc:size=160x120:rate=10 -t 2 " +
-                     std::string(kCodec) + " " + dir.File("blue.mp4")));
+                     std::string(kCodec) + " " + dir.Sub("blue.mp4")));
   auto e = NewVideoEmbedder();
   ASSERT_TRUE(e);
   std::map<std::string, std::vector<float>> v;
   for (const char* name :
        {"testsrc.mp4", "testsrc_320.mkv", "mandelbrot.mp4", "bars.mp4", "blue.mp4"}) {
-    auto r = e->EmbedVideoFile(dir.File(name));
+    auto r = e->EmbedVideoFile(dir.Sub(name));
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     ASSERT_EQ(r->size(), size_t(e->dim()));
     EXPECT_NEAR(Norm(*r), 1.0, 1e-5);
@@ -857,8 +840,8 @@ TEST(MediaVideo, ReencodedVideoIsNearerThanOtherVideos) {
 
 TEST(MediaVideo, SamplesUniformlyOverTheDuration) {
   SKIP_WITHOUT_FFMPEG();
-  TempDir dir;
-  const std::string src = dir.File("t.mp4");
+  ScopedTempDir dir;
+  const std::string src = dir.Sub("t.mp4");
   ASSERT_TRUE(Ffmpeg("-f lavfi -i testsrc=duration=2:size=160x120:rate=10 " + std::string(kCodec) +
                      " " + src));
   VideoSampleOptions o;
@@ -891,8 +874,8 @@ TEST(MediaVideo, SamplesUniformlyOverTheDuration) {
 
 TEST(MediaVideo, SeekingPicksTheSameFramesAsDecodingEverything) {
   SKIP_WITHOUT_FFMPEG();
-  TempDir dir;
-  const std::string src = dir.File("long.mp4");
+  ScopedTempDir dir;
+  const std::string src = dir.Sub("long.mp4");
   // 20 s with a key frame every second; targets (i + 0.5) * 2.5 s fall between frames.
   ASSERT_TRUE(Ffmpeg("-f lavfi -i testsrc=duration=20:size=96x72:rate=10 -g 10 " +
                      std::string(kCodec) + " " + src));
@@ -915,10 +898,10 @@ TEST(MediaVideo, SeekingPicksTheSameFramesAsDecodingEverything) {
 
 TEST(MediaVideo, AStreamWithoutDurationIsSampledOverItsWholeLength) {
   SKIP_WITHOUT_FFMPEG();
-  TempDir dir;
+  ScopedTempDir dir;
   // A raw MJPEG stream: no container, no duration, no timestamps; the length comes from
   // counting its 20 frames.
-  const std::string src = dir.File("raw.mjpeg");
+  const std::string src = dir.Sub("raw.mjpeg");
   ASSERT_TRUE(
       Ffmpeg("-f lavfi -i testsrc=duration=2:size=160x120:rate=10 -c:v mjpeg -f mjpeg " + src));
   VideoSampleOptions o;
@@ -942,26 +925,26 @@ TEST(MediaVideo, AStreamWithoutDurationIsSampledOverItsWholeLength) {
 
 TEST(MediaVideo, AStillImageEmbedsLikeTheImage) {
   SKIP_WITHOUT_FFMPEG();
-  TempDir dir;
+  ScopedTempDir dir;
   auto png = EncodePng(Render(Scenes()[5], 160, 120));
   ASSERT_TRUE(png.ok());
-  ASSERT_TRUE(WriteFileBytes(dir.File("still.png"), *png).ok());
+  ASSERT_TRUE(WriteFileBytes(dir.Sub("still.png"), *png).ok());
   auto e = NewVideoEmbedder();
   ASSERT_TRUE(e);
-  auto video = e->EmbedVideoFile(dir.File("still.png"));
+  auto video = e->EmbedVideoFile(dir.Sub("still.png"));
   ASSERT_TRUE(video.ok()) << video.status().ToString();
-  auto image = e->image_embedder().EmbedImageFile(dir.File("still.png"));
+  auto image = e->image_embedder().EmbedImageFile(dir.Sub("still.png"));
   ASSERT_TRUE(image.ok());
   EXPECT_NEAR(Cos(*video, *image), 1.0, 1e-5);
 }
 
 TEST(MediaVideo, Errors) {
   SKIP_WITHOUT_FFMPEG();
-  TempDir dir;
+  ScopedTempDir dir;
   auto e = NewVideoEmbedder();
   ASSERT_TRUE(e);
   auto code = [&](const std::string& name) {
-    auto r = e->EmbedVideoFile(dir.File(name));
+    auto r = e->EmbedVideoFile(dir.Sub(name));
     EXPECT_FALSE(r.ok()) << name;
     if (!r.ok()) {
       EXPECT_NE(r.status().message().find(name), std::string::npos) << r.status().message();
@@ -969,25 +952,25 @@ TEST(MediaVideo, Errors) {
     return r.status().code();
   };
   EXPECT_EQ(code("missing.mp4"), StatusCode::kNotFound);
-  WriteText(dir.File("empty.mp4"), "");
+  WriteText(dir.Sub("empty.mp4"), "");
   EXPECT_EQ(code("empty.mp4"), StatusCode::kInvalidArgument);
   // A long text file: FFmpeg's tty demuxer would render it as an ANSI-art video.
   std::string text;
   for (int i = 0; i < 200; ++i) text += "Shopping list: eggs, milk, bread, tea, rice.\n";
-  WriteText(dir.File("notes.txt"), text);
+  WriteText(dir.Sub("notes.txt"), text);
   EXPECT_EQ(code("notes.txt"), StatusCode::kInvalidArgument);
-  WriteText(dir.File("notes.dat"), std::string(5000, 'z'));
+  WriteText(dir.Sub("notes.dat"), std::string(5000, 'z'));
   EXPECT_EQ(code("notes.dat"), StatusCode::kInvalidArgument);
-  ASSERT_TRUE(Ffmpeg("-f lavfi -i sine=duration=1 " + dir.File("tone.wav")));
+  ASSERT_TRUE(Ffmpeg("-f lavfi -i sine=duration=1 " + dir.Sub("tone.wav")));
   EXPECT_EQ(code("tone.wav"), StatusCode::kInvalidArgument);
   // Zero-length videos: an MP4 with no frames (the muxer writes no track) and an AVI with a
   // video track but no frames.
   for (const char* name : {"zero.mp4", "zero.avi"}) {
     ASSERT_TRUE(Ffmpeg("-f lavfi -i testsrc=size=64x48:rate=10 -frames:v 0 " + std::string(kCodec) +
-                       " " + dir.File(name)));
+                       " " + dir.Sub(name)));
     EXPECT_EQ(code(name), StatusCode::kInvalidArgument);
   }
-  fs::create_directories(dir.File("folder.mp4"));
+  fs::create_directories(dir.Sub("folder.mp4"));
   EXPECT_EQ(code("folder.mp4"), StatusCode::kInvalidArgument);
 
   VideoEmbedOptions o;
@@ -997,33 +980,33 @@ TEST(MediaVideo, Errors) {
 
 TEST(MediaVideo, OversizedFramesAreRefused) {
   SKIP_WITHOUT_FFMPEG();
-  TempDir dir;
+  ScopedTempDir dir;
   ASSERT_TRUE(Ffmpeg("-f lavfi -i testsrc=duration=1:size=160x120:rate=5 " + std::string(kCodec) +
-                     " " + dir.File("t.mp4")));
+                     " " + dir.Sub("t.mp4")));
   VideoSampleOptions o;
   o.max_frame_pixels = 160 * 120 - 1;
-  auto r = SampleVideoFrames(dir.File("t.mp4"), o);
+  auto r = SampleVideoFrames(dir.Sub("t.mp4"), o);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted);
 }
 
 TEST(MediaVideo, ConcurrentCallsAgree) {
   SKIP_WITHOUT_FFMPEG();
-  TempDir dir;
+  ScopedTempDir dir;
   ASSERT_TRUE(Ffmpeg("-f lavfi -i testsrc=duration=2:size=128x96:rate=10 " + std::string(kCodec) +
-                     " " + dir.File("a.mp4")));
+                     " " + dir.Sub("a.mp4")));
   ASSERT_TRUE(Ffmpeg("-f lavfi -i mandelbrot=size=128x96:rate=10 -t 2 " + std::string(kCodec) +
-                     " " + dir.File("b.mp4")));
+                     " " + dir.Sub("b.mp4")));
   auto e = NewVideoEmbedder(4);
   ASSERT_TRUE(e);
-  const auto a = *e->EmbedVideoFile(dir.File("a.mp4")), b = *e->EmbedVideoFile(dir.File("b.mp4"));
+  const auto a = *e->EmbedVideoFile(dir.Sub("a.mp4")), b = *e->EmbedVideoFile(dir.Sub("b.mp4"));
   std::vector<std::thread> threads;
   std::atomic<int> mismatches{0};
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
       for (int k = 0; k < 3; ++k) {
         const bool use_a = (t + k) % 2 == 0;
-        auto v = e->EmbedVideoFile(dir.File(use_a ? "a.mp4" : "b.mp4"));
+        auto v = e->EmbedVideoFile(dir.Sub(use_a ? "a.mp4" : "b.mp4"));
         if (!v.ok() || *v != (use_a ? a : b)) ++mismatches;
       }
     });

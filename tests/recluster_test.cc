@@ -168,8 +168,11 @@ TEST_F(ReclusterSimulation, RecoversTheTrueGroupingAndLowersTheLoss) {
     auto report = engine_->Recluster();
     ASSERT_TRUE(report.ok()) << report.status().ToString();
     moved += report->moves.size();
-    if (report->moves.empty()) EXPECT_DOUBLE_EQ(report->stability_ari, 1.0);
-    if (!report->moves.empty()) EXPECT_LT(report->stability_ari, 1.0);
+    if (report->moves.empty()) {
+      EXPECT_DOUBLE_EQ(report->stability_ari, 1.0);
+    } else {
+      EXPECT_LT(report->stability_ari, 1.0);
+    }
     for (const auto& m : report->moves) {
       EXPECT_LT(m.target_loss, m.home_loss);  // every move is backed by evidence
       EXPECT_GE(m.streak, 2);                 // and survived the hysteresis

@@ -22,30 +22,13 @@
 #include "dynspec/engine.h"
 #include "dynspec/store.h"
 #include "index/partition.h"
+#include "test_util.h"
 
 namespace dynspec {
 namespace {
 
 namespace fs = std::filesystem;
-
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("dynspec-snapshot-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string sub(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
+using dynspec::testing_util::ScopedTempDir;
 
 std::vector<float> UnitVector(std::mt19937_64& rng, int dim) {
   std::normal_distribution<float> g(0, 1);
@@ -84,7 +67,9 @@ std::unique_ptr<Partition> Churned(const IndexOptions& o, size_t n, std::mt19937
   for (uint64_t i = 0; i < n; i += 7) EXPECT_TRUE(p->Remove(i).ok());
   for (uint64_t i = 0; i < n; i += 21) EXPECT_TRUE(p->Add(i, UnitVector(rng, kDim)).ok());
   for (uint64_t i = 1; i < n; i += 11) {
-    if (p->Contains(i)) EXPECT_TRUE(p->Update(i, UnitVector(rng, kDim)).ok());
+    if (p->Contains(i)) {
+      EXPECT_TRUE(p->Update(i, UnitVector(rng, kDim)).ok());
+    }
   }
   for (uint64_t i = n; i < n + 30; ++i) EXPECT_TRUE(p->Add(i, UnitVector(rng, kDim)).ok());
   return p;
@@ -106,12 +91,12 @@ void ExpectSameSearches(const Partition& a, const Partition& b, std::mt19937_64&
 }
 
 void RoundTrip(size_t exact_max, size_t n) {
-  TempDir dir;
+  ScopedTempDir dir;
   IndexOptions o;
   o.exact_search_max_items = exact_max;
   std::mt19937_64 rng(11);
   auto p = Churned(o, n, rng);
-  const std::string path = dir.sub("p.part");
+  const std::string path = dir.Sub("p.part");
   ASSERT_TRUE(p->Save(path).ok());
   auto loaded = LoadPartition(path, kDim, o);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
@@ -139,11 +124,11 @@ TEST(PartitionSnapshot, RoundTripExact) { RoundTrip(100000, 600); }
 TEST(PartitionSnapshot, RoundTripHnsw) { RoundTrip(100, 1500); }
 
 TEST(PartitionSnapshot, EmptyPartition) {
-  TempDir dir;
+  ScopedTempDir dir;
   IndexOptions o;
   auto p = NewPartition(kDim, o);
-  ASSERT_TRUE(p->Save(dir.sub("e.part")).ok());
-  auto loaded = LoadPartition(dir.sub("e.part"), kDim, o);
+  ASSERT_TRUE(p->Save(dir.Sub("e.part")).ok());
+  auto loaded = LoadPartition(dir.Sub("e.part"), kDim, o);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   EXPECT_EQ((*loaded)->size(), 0u);
 }
@@ -154,7 +139,7 @@ TEST(PartitionSnapshot, EmptyPartition) {
 // re-add removed labels; hnswlib draws levels and relinks from its random generators, whose
 // state the snapshot carries.
 TEST(PartitionSnapshot, ReplayingTheChangesSinceASnapshotRebuildsTheSameGraph) {
-  TempDir dir;
+  ScopedTempDir dir;
   IndexOptions o;
   o.exact_search_max_items = 64;
   struct Change {
@@ -181,7 +166,7 @@ TEST(PartitionSnapshot, ReplayingTheChangesSinceASnapshotRebuildsTheSameGraph) {
       }
       changes.push_back(c);
     }
-    const std::string snap = dir.sub("snap-" + std::to_string(snapshot_at) + ".part");
+    const std::string snap = dir.Sub("snap-" + std::to_string(snapshot_at) + ".part");
     std::vector<Change> replay;
     for (size_t i = 0; i < changes.size(); ++i) {
       const Change& c = changes[i];
@@ -209,7 +194,7 @@ TEST(PartitionSnapshot, ReplayingTheChangesSinceASnapshotRebuildsTheSameGraph) {
       ASSERT_TRUE(st.ok()) << i << ": " << st.ToString();
     }
     EXPECT_EQ(p.AppliedSequence(), changes.size());
-    const std::string a = dir.sub("live.part"), b = dir.sub("replayed.part");
+    const std::string a = dir.Sub("live.part"), b = dir.Sub("replayed.part");
     ASSERT_TRUE(live->Save(a).ok());
     ASSERT_TRUE(p.Save(b).ok());
     EXPECT_TRUE(ReadFile(a) == ReadFile(b)) << "the replayed partition's snapshot differs";
@@ -218,21 +203,21 @@ TEST(PartitionSnapshot, ReplayingTheChangesSinceASnapshotRebuildsTheSameGraph) {
 }
 
 TEST(PartitionSnapshot, DamagedFilesAreRefused) {
-  TempDir dir;
+  ScopedTempDir dir;
   IndexOptions o;
   o.exact_search_max_items = 100;
   std::mt19937_64 rng(3);
   auto p = Churned(o, 400, rng);
-  const std::string good_path = dir.sub("good.part");
+  const std::string good_path = dir.Sub("good.part");
   ASSERT_TRUE(p->Save(good_path).ok());
   const std::string good = ReadFile(good_path);
-  const std::string path = dir.sub("bad.part");
+  const std::string path = dir.Sub("bad.part");
   auto load = [&](const std::string& bytes) {
     WriteFile(path, bytes);
     return LoadPartition(path, kDim, o).status();
   };
 
-  EXPECT_EQ(LoadPartition(dir.sub("missing.part"), kDim, o).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(LoadPartition(dir.Sub("missing.part"), kDim, o).status().code(), StatusCode::kNotFound);
   // Truncated anywhere.
   for (size_t len : {size_t{0}, size_t{5}, size_t{20}, size_t{60}, good.size() / 3, good.size() / 2,
                      good.size() - 5, good.size() - 1}) {
@@ -449,8 +434,8 @@ void Populate(Engine& e, Fixture& fx) {
 }
 
 void RestartIsIdentical(size_t exact_max) {
-  TempDir dir;
-  const std::string db = dir.sub("db"), parts = dir.sub("partitions");
+  ScopedTempDir dir;
+  const std::string db = dir.Sub("db"), parts = dir.Sub("partitions");
   Snapshot before;
   {
     auto e = OpenAt(db, exact_max, parts);
@@ -482,8 +467,8 @@ TEST(EngineSnapshot, WithoutDirectory) {
 // A restart that only reads leaves the snapshot files alone: the destructor writes only the
 // partitions that changed since they were loaded.
 TEST(EngineSnapshot, ReadOnlySessionsDoNotRewriteSnapshots) {
-  TempDir dir;
-  const std::string db = dir.sub("db"), parts = dir.sub("partitions");
+  ScopedTempDir dir;
+  const std::string db = dir.Sub("db"), parts = dir.Sub("partitions");
   Fixture fx;
   {
     auto e = OpenAt(db, 64, parts);
@@ -524,8 +509,8 @@ TEST(EngineSnapshot, ReadOnlySessionsDoNotRewriteSnapshots) {
 // answers exactly as before the crash, in exact and in graph mode. A rebuild from the store
 // (no snapshots) has the same membership; its graphs differ (items are added in store order).
 void StaleSnapshot(size_t exact_max) {
-  TempDir dir;
-  const std::string db = dir.sub("db"), parts = dir.sub("partitions");
+  ScopedTempDir dir;
+  const std::string db = dir.Sub("db"), parts = dir.Sub("partitions");
   auto e = OpenAt(db, exact_max, parts);
   ASSERT_TRUE(e);
   Fixture fx;
@@ -545,8 +530,8 @@ void StaleSnapshot(size_t exact_max) {
   ASSERT_TRUE(e->MoveProvider("prov-5", (p5->cluster + 1) % 4).ok());
   ASSERT_TRUE(e->MoveProvider("prov-6", 9).ok());
   // The crash: the store as it is now, the snapshots as they were.
-  const std::string db_b = dir.sub("b-db"), parts_b = dir.sub("b-partitions");
-  const std::string db_c = dir.sub("c-db");
+  const std::string db_b = dir.Sub("b-db"), parts_b = dir.Sub("b-partitions");
+  const std::string db_c = dir.Sub("c-db");
   ASSERT_TRUE(e->Backup(db_b).ok());
   ASSERT_TRUE(e->Backup(db_c).ok());
   fs::copy(parts, parts_b, fs::copy_options::recursive);
@@ -596,8 +581,8 @@ TEST(EngineSnapshot, StaleSnapshotExact) { StaleSnapshot(100000); }
 TEST(EngineSnapshot, StaleSnapshotHnsw) { StaleSnapshot(64); }
 
 TEST(EngineSnapshot, DamagedSnapshotFallsBackToRebuild) {
-  TempDir dir;
-  const std::string db = dir.sub("db"), parts = dir.sub("partitions"), db_c = dir.sub("c-db");
+  ScopedTempDir dir;
+  const std::string db = dir.Sub("db"), parts = dir.Sub("partitions"), db_c = dir.Sub("c-db");
   Snapshot before;
   {
     auto e = OpenAt(db, 100000, parts);
@@ -634,8 +619,8 @@ TEST(EngineSnapshot, DamagedSnapshotFallsBackToRebuild) {
 // SnapshotPartitions while other threads predict, learn and ingest; the last snapshot,
 // stale or not, restores the same partitions as a rebuild.
 TEST(EngineSnapshot, SnapshotWhileServing) {
-  TempDir dir;
-  const std::string db = dir.sub("db"), parts = dir.sub("partitions"), db_c = dir.sub("c-db");
+  ScopedTempDir dir;
+  const std::string db = dir.Sub("db"), parts = dir.Sub("partitions"), db_c = dir.Sub("c-db");
   auto e = OpenAt(db, 100000, parts);
   ASSERT_TRUE(e);
   Fixture fx;
@@ -658,7 +643,7 @@ TEST(EngineSnapshot, SnapshotWhileServing) {
   stop = true;
   reader.join();
   ASSERT_TRUE(e->Backup(db_c).ok());
-  const std::string db_b = dir.sub("b-db"), parts_b = dir.sub("b-partitions");
+  const std::string db_b = dir.Sub("b-db"), parts_b = dir.Sub("b-partitions");
   ASSERT_TRUE(e->Backup(db_b).ok());
   fs::copy(parts, parts_b, fs::copy_options::recursive);
   e.reset();

@@ -22,32 +22,16 @@
 
 #include "dynspec/engine.h"
 #include "store/rocks_store.h"
+#include "test_util.h"
 
 namespace dynspec {
 namespace {
 
 namespace fs = std::filesystem;
+using dynspec::testing_util::ScopedTempDir;
 namespace sf = store_format;
 
 // A unique directory under the system temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("dynspec-store-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string path() const { return path_.string(); }
-  std::string sub(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
 
 std::unique_ptr<Store> MustOpen(const std::string& dir, int sync_every_ms = 0) {
   DurableStoreOptions o;
@@ -247,7 +231,7 @@ StoreBatch EveryKind(std::mt19937& rng) {
 // ---- round trips ------------------------------------------------------------------------
 
 TEST(RocksStore, RoundTripsEveryRecordKindBitIdentical) {
-  TempDir dir;
+  ScopedTempDir dir;
   std::mt19937 rng(1);
   Expected want;
   {
@@ -295,7 +279,7 @@ int64_t NowMs() {
 // one. Partition changes come back per cluster in sequence order and are dropped by
 // truncation up to a sequence.
 TEST(Stores, ModelOnlyPutsKeepTheVectorAndPartitionChangesTruncate) {
-  TempDir dir;
+  ScopedTempDir dir;
   using Kind = PartitionOpRecord::Kind;
   for (bool durable : {false, true}) {
     SCOPED_TRACE(durable ? "rocksdb" : "memory");
@@ -345,7 +329,7 @@ TEST(Stores, ModelOnlyPutsKeepTheVectorAndPartitionChangesTruncate) {
 }
 
 TEST(Stores, EventIdsKeepTheirSeenTimeAndCanBeForgotten) {
-  TempDir dir;
+  ScopedTempDir dir;
   for (bool durable : {false, true}) {
     SCOPED_TRACE(durable ? "rocksdb" : "memory");
     std::unique_ptr<Store> store = durable ? MustOpen(dir.path()) : NewMemoryStore();
@@ -402,7 +386,7 @@ TEST(MemoryStore, RoundTripsEveryRecordKind) {
 }
 
 TEST(RocksStore, GroupCommitRoundTripsAndReopens) {
-  TempDir dir;
+  ScopedTempDir dir;
   std::mt19937 rng(2);
   Expected want;
   {
@@ -424,7 +408,7 @@ TEST(RocksStore, GroupCommitRoundTripsAndReopens) {
 }
 
 TEST(RocksStore, GroupCommitThreadStopsPromptly) {
-  TempDir dir;
+  ScopedTempDir dir;
   auto start = std::chrono::steady_clock::now();
   {
     auto store = MustOpen(dir.path(), 60000);
@@ -439,9 +423,9 @@ TEST(RocksStore, GroupCommitThreadStopsPromptly) {
 }
 
 TEST(RocksStore, ConcurrentCommitsAllLand) {
-  TempDir dir;
+  ScopedTempDir dir;
   for (int sync_ms : {0, 3}) {
-    std::string path = dir.sub("s" + std::to_string(sync_ms));
+    std::string path = dir.Sub("s" + std::to_string(sync_ms));
     auto store = MustOpen(path, sync_ms);
     ASSERT_TRUE(store);
     std::vector<std::thread> threads;
@@ -466,7 +450,7 @@ TEST(RocksStore, ConcurrentCommitsAllLand) {
 }
 
 TEST(RocksStore, RejectsBadOptions) {
-  TempDir dir;
+  ScopedTempDir dir;
   DurableStoreOptions o;
   o.sync_every_ms = -1;
   auto s = OpenDurableStore(dir.path(), o);
@@ -476,11 +460,11 @@ TEST(RocksStore, RejectsBadOptions) {
 }
 
 TEST(RocksStore, MissingDirectoryWithoutCreate) {
-  TempDir dir;
-  Status st = OpenStatus(dir.sub("nope"), /*create_if_missing=*/false);
+  ScopedTempDir dir;
+  Status st = OpenStatus(dir.Sub("nope"), /*create_if_missing=*/false);
   EXPECT_EQ(st.code(), StatusCode::kNotFound) << st.ToString();
   EXPECT_NE(st.message().find("nope"), std::string::npos) << st.ToString();
-  EXPECT_FALSE(fs::exists(dir.sub("nope")));
+  EXPECT_FALSE(fs::exists(dir.Sub("nope")));
 }
 
 // ---- damaged records --------------------------------------------------------------------
@@ -527,7 +511,7 @@ class DamagedRecord : public ::testing::Test {
     EXPECT_NE(st.message().find(key_text), std::string::npos) << st.ToString();
     EXPECT_NE(st.message().find(dir_.path()), std::string::npos) << st.ToString();
   }
-  TempDir dir_;
+  ScopedTempDir dir_;
   ItemRecord item_;
 };
 
@@ -682,7 +666,7 @@ std::string InlineItemRecord(const ItemRecord& r) {
 TEST_F(DamagedRecord, OlderFormatsAreUpgradedOnOpen) {
   for (const char* version : {"1", "2", "3", "4"}) {
     SCOPED_TRACE(std::string("format ") + version);
-    TempDir dir;
+    ScopedTempDir dir;
     {
       auto store = MustOpen(dir.path());
       ASSERT_TRUE(store);
@@ -848,7 +832,7 @@ void ExpectDamaged(const Status& st, const std::string& dir) {
 }
 
 TEST(RocksStoreFiles, TruncatedSstFails) {
-  TempDir dir;
+  ScopedTempDir dir;
   MakeStoreWithSst(dir.path());
   for (const auto& sst : FilesMatching(dir.path(), ".sst"))
     fs::resize_file(sst, fs::file_size(sst) / 2);
@@ -856,7 +840,7 @@ TEST(RocksStoreFiles, TruncatedSstFails) {
 }
 
 TEST(RocksStoreFiles, GarbageSstFails) {
-  TempDir dir;
+  ScopedTempDir dir;
   MakeStoreWithSst(dir.path());
   for (const auto& sst : FilesMatching(dir.path(), ".sst")) {
     std::string garbage(fs::file_size(sst), '\x5a');
@@ -866,7 +850,7 @@ TEST(RocksStoreFiles, GarbageSstFails) {
 }
 
 TEST(RocksStoreFiles, FlippedByteInsideSstDataFails) {
-  TempDir dir;
+  ScopedTempDir dir;
   MakeStoreWithSst(dir.path());
   for (const auto& sst : FilesMatching(dir.path(), ".sst")) {
     std::fstream f(sst, std::ios::binary | std::ios::in | std::ios::out);
@@ -882,14 +866,14 @@ TEST(RocksStoreFiles, FlippedByteInsideSstDataFails) {
 }
 
 TEST(RocksStoreFiles, TruncatedCurrentFails) {
-  TempDir dir;
+  ScopedTempDir dir;
   MakeStoreWithSst(dir.path());
   WriteFile(fs::path(dir.path()) / "CURRENT", "MANIF");
   ExpectDamaged(OpenAndLoad(dir.path()), dir.path());
 }
 
 TEST(RocksStoreFiles, CurrentNamingAMissingManifestFails) {
-  TempDir dir;
+  ScopedTempDir dir;
   MakeStoreWithSst(dir.path());
   WriteFile(fs::path(dir.path()) / "CURRENT", "MANIFEST-999999\n");
   Status st = OpenAndLoad(dir.path());
@@ -899,7 +883,7 @@ TEST(RocksStoreFiles, CurrentNamingAMissingManifestFails) {
 }
 
 TEST(RocksStoreFiles, GarbageManifestFails) {
-  TempDir dir;
+  ScopedTempDir dir;
   MakeStoreWithSst(dir.path());
   auto manifests = FilesMatching(dir.path(), "MANIFEST-");
   ASSERT_FALSE(manifests.empty());
@@ -908,14 +892,14 @@ TEST(RocksStoreFiles, GarbageManifestFails) {
 }
 
 TEST(RocksStoreFiles, EmptyManifestFails) {
-  TempDir dir;
+  ScopedTempDir dir;
   MakeStoreWithSst(dir.path());
   for (const auto& m : FilesMatching(dir.path(), "MANIFEST-")) fs::resize_file(m, 0);
   ExpectDamaged(OpenAndLoad(dir.path()), dir.path());
 }
 
 TEST(RocksStoreFiles, UnrelatedDirectoryIsRefusedAndLeftAlone) {
-  TempDir dir;
+  ScopedTempDir dir;
   fs::create_directories(dir.path());
   WriteFile(fs::path(dir.path()) / "notes.txt", "my thesis");
   Status st = OpenStatus(dir.path());
@@ -927,7 +911,7 @@ TEST(RocksStoreFiles, UnrelatedDirectoryIsRefusedAndLeftAlone) {
 }
 
 TEST(RocksStoreFiles, ForeignRocksDbIsRefused) {
-  TempDir dir;
+  ScopedTempDir dir;
   fs::create_directories(dir.path());
   {
     rocksdb::Options o;
@@ -944,7 +928,7 @@ TEST(RocksStoreFiles, ForeignRocksDbIsRefused) {
 }
 
 TEST(RocksStoreFiles, EmptyDirectoryBecomesAStore) {
-  TempDir dir;
+  ScopedTempDir dir;
   fs::create_directories(dir.path());
   auto store = MustOpen(dir.path());
   ASSERT_TRUE(store);
@@ -952,10 +936,10 @@ TEST(RocksStoreFiles, EmptyDirectoryBecomesAStore) {
 }
 
 TEST(RocksStoreFiles, RegularFileIsRefused) {
-  TempDir dir;
+  ScopedTempDir dir;
   fs::create_directories(dir.path());
-  WriteFile(dir.sub("file"), "x");
-  Status st = OpenStatus(dir.sub("file"));
+  WriteFile(dir.Sub("file"), "x");
+  Status st = OpenStatus(dir.Sub("file"));
   EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
   EXPECT_NE(st.message().find("is not a directory"), std::string::npos);
 }
@@ -963,7 +947,7 @@ TEST(RocksStoreFiles, RegularFileIsRefused) {
 // ---- double open ------------------------------------------------------------------------
 
 TEST(RocksStore, SecondOpenOfTheSameDirectoryIsRefused) {
-  TempDir dir;
+  ScopedTempDir dir;
   auto first = MustOpen(dir.path());
   ASSERT_TRUE(first);
   for (int sync_ms : {0, 10}) {
@@ -989,10 +973,10 @@ TEST(RocksStore, SecondOpenOfTheSameDirectoryIsRefused) {
 // ---- backup -----------------------------------------------------------------------------
 
 TEST(RocksStore, BackupWhileCommittingIsAConsistentPrefix) {
-  TempDir dir;
+  ScopedTempDir dir;
   for (int sync_ms : {0, 5}) {
     SCOPED_TRACE("sync_every_ms " + std::to_string(sync_ms));
-    const std::string path = dir.sub("db" + std::to_string(sync_ms));
+    const std::string path = dir.Sub("db" + std::to_string(sync_ms));
     auto store = MustOpen(path, sync_ms);
     ASSERT_TRUE(store);
     // Batch k adds item k and event k, sets meta "count" = k and cluster 0's evidence = k.
@@ -1019,7 +1003,7 @@ TEST(RocksStore, BackupWhileCommittingIsAConsistentPrefix) {
     for (int i = 0; i < 4; ++i) {
       while (committed.load() < 20 * (i + 1))
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      backups.push_back(dir.sub("backup" + std::to_string(sync_ms) + "-" + std::to_string(i)));
+      backups.push_back(dir.Sub("backup" + std::to_string(sync_ms) + "-" + std::to_string(i)));
       Status st = store->Backup(backups.back());
       ASSERT_TRUE(st.ok()) << st.ToString();
     }
@@ -1057,12 +1041,12 @@ TEST(RocksStore, BackupWhileCommittingIsAConsistentPrefix) {
 }
 
 TEST(RocksStore, BackupIntoANewNestedDirectory) {
-  TempDir dir;
-  auto store = MustOpen(dir.sub("db"));
+  ScopedTempDir dir;
+  auto store = MustOpen(dir.Sub("db"));
   ASSERT_TRUE(store);
   ASSERT_TRUE(store->Commit({.seen_events = {"e1"}}).ok());
-  ASSERT_TRUE(store->Backup(dir.sub("a/b/c/")).ok());
-  auto copy = MustOpen(dir.sub("a/b/c"));
+  ASSERT_TRUE(store->Backup(dir.Sub("a/b/c/")).ok());
+  auto copy = MustOpen(dir.Sub("a/b/c"));
   ASSERT_TRUE(copy);
   StoreBatch all;
   ASSERT_TRUE(copy->LoadAll(&all).ok());
@@ -1086,7 +1070,7 @@ EngineOptions SmallOptions() {
 class EngineOverRocks : public ::testing::TestWithParam<int> {};
 
 TEST_P(EngineOverRocks, RestartIsBitIdentical) {
-  TempDir dir;
+  ScopedTempDir dir;
   const std::vector<std::pair<std::string, std::string>> items = {
       {"m1", "guitar magazine with guitar lessons, gear reviews and songs"},
       {"m2", "guitar player lessons and gear reviews for every guitarist"},

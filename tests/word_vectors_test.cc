@@ -21,27 +21,13 @@
 #include "embed/wink_json.h"
 #include "embed/word_vector_embedder.h"
 #include "embed/word_vector_file.h"
+#include "test_util.h"
 
 namespace dynspec {
 namespace {
 
 namespace fs = std::filesystem;
-
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() / ("dynspec_wv_" + std::to_string(::getpid()) + "_" +
-                                         info->test_suite_name() + "_" + info->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string File(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
+using dynspec::testing_util::ScopedTempDir;
 
 std::string ReadBytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -115,14 +101,14 @@ std::vector<float> Embed(const Embedder& e, const std::string& text) {
 // ---- format ----------------------------------------------------------------------------
 
 TEST(WordVectorFile, RoundTrip) {
-  TempDir dir;
+  ScopedTempDir dir;
   const std::vector<std::string> words = {"the", "cat", "well-known", "caf\xC3\xA9", "1990s"};
   const int dim = 3;
   std::vector<float> vecs;
   for (size_t r = 0; r < words.size(); ++r) {
     for (int d = 0; d < dim; ++d) vecs.push_back(0.25f * float(r) - 0.5f * float(d) + 0.125f);
   }
-  const std::string path = dir.File("v.dswv");
+  const std::string path = dir.Sub("v.dswv");
   ASSERT_TRUE(WriteWordVectors(path, dim, words, vecs, kWordVectorsFrequencySorted).ok());
   EXPECT_FALSE(fs::exists(path + ".partial"));
   auto v = OpenOrDie(path);
@@ -152,8 +138,8 @@ TEST(WordVectorFile, RoundTrip) {
 }
 
 TEST(WordVectorFile, WriterTakesRanksInAnyOrder) {
-  TempDir dir;
-  const std::string path = dir.File("v.dswv");
+  ScopedTempDir dir;
+  const std::string path = dir.Sub("v.dswv");
   auto w = WordVectorWriter::Create(path, 2, kWordVectorsFrequencySorted);
   ASSERT_TRUE(w.ok());
   const float a[] = {1, 2}, b[] = {3, 4}, c[] = {5, 6};
@@ -169,8 +155,8 @@ TEST(WordVectorFile, WriterTakesRanksInAnyOrder) {
 }
 
 TEST(WordVectorFile, WriterRefusesBadInputAndLeavesNoFile) {
-  TempDir dir;
-  const std::string path = dir.File("v.dswv");
+  ScopedTempDir dir;
+  const std::string path = dir.Sub("v.dswv");
   const float ok[] = {1, 2}, nan[] = {1, NAN}, three[] = {1, 2, 3};
   {
     auto w = WordVectorWriter::Create(path, 2, 0);
@@ -195,14 +181,14 @@ TEST(WordVectorFile, WriterRefusesBadInputAndLeavesNoFile) {
   EXPECT_EQ(WordVectorWriter::Create(path, 0, 0).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(WordVectorWriter::Create(path, 2, 1u << 7).status().code(),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ(WordVectorWriter::Create(dir.File("no/such/dir/v"), 2, 0).status().code(),
+  EXPECT_EQ(WordVectorWriter::Create(dir.Sub("no/such/dir/v"), 2, 0).status().code(),
             StatusCode::kIoError);
 }
 
 class WordVectorCorruptFile : public ::testing::Test {
  protected:
   void SetUp() override {
-    path_ = dir_.File("v.dswv");
+    path_ = dir_.Sub("v.dswv");
     const std::vector<std::string> words = {"alpha", "beta", "gamma", "delta"};
     const std::vector<float> v = {1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1};
     ASSERT_TRUE(WriteWordVectors(path_, 3, words, v, kWordVectorsFrequencySorted).ok());
@@ -220,12 +206,12 @@ class WordVectorCorruptFile : public ::testing::Test {
     EXPECT_NE(v.status().message().find(fragment), std::string::npos) << v.status().ToString();
     EXPECT_NE(v.status().message().find(path_), std::string::npos) << "names the file";
   }
-  TempDir dir_;
+  ScopedTempDir dir_;
   std::string path_, good_;
 };
 
 TEST_F(WordVectorCorruptFile, MissingFileIsIoError) {
-  auto v = WordVectors::Open(dir_.File("absent.dswv"));
+  auto v = WordVectors::Open(dir_.Sub("absent.dswv"));
   EXPECT_EQ(v.status().code(), StatusCode::kIoError);
 }
 
@@ -337,13 +323,13 @@ std::string WinkJson(const std::string& vectors_override = "", const std::string
 }
 
 TEST(WordVectorWinkJson, ConvertsThePackageLayout) {
-  TempDir dir;
-  WriteBytes(dir.File("in.json"), WinkJson());
+  ScopedTempDir dir;
+  WriteBytes(dir.Sub("in.json"), WinkJson());
   WinkConvertStats stats;
-  ASSERT_TRUE(ConvertWinkJson(dir.File("in.json"), dir.File("out.dswv"), true, &stats).ok());
+  ASSERT_TRUE(ConvertWinkJson(dir.Sub("in.json"), dir.Sub("out.dswv"), true, &stats).ok());
   EXPECT_EQ(stats.words, 3u);
   EXPECT_EQ(stats.dim, 2);
-  auto v = OpenOrDie(dir.File("out.dswv"));
+  auto v = OpenOrDie(dir.Sub("out.dswv"));
   ASSERT_TRUE(v);
   EXPECT_TRUE(v->frequency_sorted());
   ASSERT_EQ(v->size(), 3u);
@@ -356,8 +342,8 @@ TEST(WordVectorWinkJson, ConvertsThePackageLayout) {
 }
 
 TEST(WordVectorWinkJson, RefusesInconsistentInputAndLeavesNoOutput) {
-  TempDir dir;
-  const std::string in = dir.File("in.json"), out = dir.File("out.dswv");
+  ScopedTempDir dir;
+  const std::string in = dir.Sub("in.json"), out = dir.Sub("out.dswv");
   struct Case {
     std::string json, fragment;
   };
@@ -384,19 +370,19 @@ TEST(WordVectorWinkJson, RefusesInconsistentInputAndLeavesNoOutput) {
     EXPECT_FALSE(fs::exists(out)) << c.fragment;
     EXPECT_FALSE(fs::exists(out + ".partial")) << c.fragment;
   }
-  EXPECT_EQ(ConvertWinkJson(dir.File("absent.json"), out, true).code(), StatusCode::kIoError);
+  EXPECT_EQ(ConvertWinkJson(dir.Sub("absent.json"), out, true).code(), StatusCode::kIoError);
 }
 
 // ---- tokenization ----------------------------------------------------------------------
 
 TEST(WordVectorTokens, FollowTheVocabulary) {
-  TempDir dir;
+  ScopedTempDir dir;
   const std::vector<std::string> words = {
       "the",   "do",   "not",  "can",        "will",   "state", "of",        "art",   "o",
       "brien", "rock", "roll", "well-known", "quoted", "text",  "publisher", "1990s", "magazine"};
   Fixture f = OrthogonalVocabulary(words);
-  ASSERT_TRUE(WriteWordVectors(dir.File("v"), f.dim, f.words, f.vectors, 1).ok());
-  auto v = OpenOrDie(dir.File("v"));
+  ASSERT_TRUE(WriteWordVectors(dir.Sub("v"), f.dim, f.words, f.vectors, 1).ok());
+  auto v = OpenOrDie(dir.Sub("v"));
   ASSERT_TRUE(v);
   auto texts = [&](const std::string& s) {
     std::vector<std::string> out;
@@ -438,7 +424,7 @@ class WordVectorEmbedding : public ::testing::Test {
   void SetUp() override {
     f_ = OrthogonalVocabulary(
         {"the", "and", "of", "magazine", "music", "guitar", "cooking", "recipes"});
-    path_ = dir_.File("v.dswv");
+    path_ = dir_.Sub("v.dswv");
     ASSERT_TRUE(
         WriteWordVectors(path_, f_.dim, f_.words, f_.vectors, kWordVectorsFrequencySorted).ok());
     plain_.remove_common_component = false;
@@ -449,7 +435,7 @@ class WordVectorEmbedding : public ::testing::Test {
     EXPECT_TRUE(e.ok()) << e.status().ToString();
     return e.ok() ? std::move(e).value() : nullptr;
   }
-  TempDir dir_;
+  ScopedTempDir dir_;
   Fixture f_;
   std::string path_;
   WordVectorOptions plain_;

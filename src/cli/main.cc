@@ -26,6 +26,10 @@
 #include "eval/table.h"
 #ifdef DYNSPEC_HAVE_TORCH
 #include "clip/clip_embedder.h"
+#else
+namespace dynspec {
+class ClipEmbedder;  // only ever null in a build without libtorch
+}  // namespace dynspec
 #endif
 #include "media/image_embedder.h"
 #include "media/video_embedder.h"
@@ -281,15 +285,12 @@ dynspec::Result<std::unique_ptr<dynspec::Embedder>> ClipTextEmbedder(const DataD
 #endif
 }
 
-// An image's vector: CLIP's image encoder with --clip-model (the same space as the text),
-// else the built-in image embedder at the engine's dimension.
-dynspec::Result<std::vector<float>> EmbedImageFor(const DataDirFlags& f, int dim,
+// An image's vector: CLIP's image encoder when `clip` is given (--clip-model: the same space
+// as the text), else the built-in image embedder at the engine's dimension.
+dynspec::Result<std::vector<float>> EmbedImageFor(const dynspec::ClipEmbedder* clip, int dim,
                                                   const std::string& path) {
 #ifdef DYNSPEC_HAVE_TORCH
-  if (!f.clip_model.empty()) {
-    DYNSPEC_ASSIGN_OR_RETURN(auto clip, dynspec::ClipEmbedder::Load(f.clip_model, f.clip_vocab));
-    return clip->EmbedImageFile(path);
-  }
+  if (clip != nullptr) return clip->EmbedImageFile(path);
 #endif
   dynspec::ImageEmbedOptions image_options;
   image_options.dim = dim;
@@ -297,8 +298,11 @@ dynspec::Result<std::vector<float>> EmbedImageFor(const DataDirFlags& f, int dim
   return embedder->EmbedImageFile(path);
 }
 
-dynspec::Result<std::unique_ptr<dynspec::Engine>> OpenEngineAt(const CLI::App* cmd,
-                                                               const DataDirFlags& f) {
+// The engine of a command over --data-dir, with `embedder` as its embedder (null: the one
+// the flags choose, ClipTextEmbedder).
+dynspec::Result<std::unique_ptr<dynspec::Engine>> OpenEngineAt(
+    const CLI::App* cmd, const DataDirFlags& f,
+    std::unique_ptr<dynspec::Embedder> embedder = nullptr) {
   EngineOptions options;
   DYNSPEC_RETURN_IF_ERROR(ApplyStoredLayout(f.data_dir, &options));
   // Partition snapshots live next to the store unless --partition_snapshot_dir says otherwise
@@ -309,7 +313,9 @@ dynspec::Result<std::unique_ptr<dynspec::Engine>> OpenEngineAt(const CLI::App* c
   so.sync_every_ms = f.sync_every_ms;
   DYNSPEC_ASSIGN_OR_RETURN(std::unique_ptr<dynspec::Store> store,
                            dynspec::OpenDurableStore(f.data_dir, so));
-  DYNSPEC_ASSIGN_OR_RETURN(std::unique_ptr<dynspec::Embedder> embedder, ClipTextEmbedder(f));
+  if (!embedder) {
+    DYNSPEC_ASSIGN_OR_RETURN(embedder, ClipTextEmbedder(f));
+  }
   return dynspec::Engine::Open(options, std::move(store), std::move(embedder));
 }
 
@@ -788,7 +794,21 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (ingest_cmd->parsed()) {
-    auto engine = OpenEngineAt(ingest_cmd, ingest_flags);
+    // With --clip-model and --image, one loaded CLIP embeds the image and is the engine's text
+    // embedder (a model is hundreds of MB: loading it twice would double the start-up).
+    std::unique_ptr<dynspec::Embedder> text_embedder;
+    const dynspec::ClipEmbedder* image_clip = nullptr;
+#ifdef DYNSPEC_HAVE_TORCH
+    std::unique_ptr<dynspec::ClipEmbedder> loaded_clip;
+    if (!ingest_image.empty() && !ingest_flags.clip_model.empty()) {
+      auto clip = dynspec::ClipEmbedder::Load(ingest_flags.clip_model, ingest_flags.clip_vocab);
+      if (!clip.ok()) return Fail(clip.status().WithContext("--clip-model"));
+      loaded_clip = std::move(clip).value();
+      text_embedder = loaded_clip->Share();
+      image_clip = loaded_clip.get();
+    }
+#endif
+    auto engine = OpenEngineAt(ingest_cmd, ingest_flags, std::move(text_embedder));
     if (!engine.ok()) return Fail(engine.status());
     if (ingest_item.content.text.empty() && ingest_image.empty() && ingest_video.empty()) {
       return Fail(Status::InvalidArgument("give one of --text, --image and --video"));
@@ -798,7 +818,7 @@ int main(int argc, char** argv) {
     dynspec::ImageEmbedOptions image_options;
     image_options.dim = (*engine)->embedding_dim();
     if (!ingest_image.empty()) {
-      auto v = EmbedImageFor(ingest_flags, (*engine)->embedding_dim(), ingest_image);
+      auto v = EmbedImageFor(image_clip, (*engine)->embedding_dim(), ingest_image);
       if (!v.ok()) return Fail(v.status().WithContext("--image"));
       ingest_item.content.vector = std::move(v).value();
     } else if (!ingest_video.empty()) {

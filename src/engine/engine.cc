@@ -52,12 +52,16 @@ namespace {
 // The neighbours an item's latest prediction blended, kept while the item is not served:
 // its first feedback then starts learning from the model that made that prediction (the
 // parameter blend of the same neighbours, read as they are now) without a second search,
-// which is most of the cost of joining a partition at 1M items (docs/performance.md). Only
-// valid in the cluster and catalog generation it was found in: a removal, a re-embedding or
-// a provider move starts a new generation, and the join searches again.
+// which is about half the cost of joining a partition at scale (docs/performance.md).
+// Reused only while still what a search would find (EngineImpl::RememberedNeighbours): in
+// the same cluster, with no removal, re-embedding or provider move there since
+// (ClusterState::neighbour_generation), and the partition grown by at most 1% or k items (a
+// list misses about k * growth / size of the true neighbours among the newcomers). About
+// 16 bytes per neighbour, freed when the item joins.
 struct PredictedNeighbours {
   ClusterId cluster = 0;
-  uint64_t catalog_generation = 0;
+  uint64_t cluster_generation = 0;
+  size_t partition_size = 0;     // when the list was found
   std::vector<Neighbour> found;  // best first, the item itself excluded, at most k
 };
 
@@ -95,6 +99,11 @@ struct ClusterState {
   std::set<ProviderId> providers;
   mutable std::mutex model_mu;
   ModelState model;  // guarded by model_mu
+  // Changes (under the exclusive catalog lock) whenever a neighbour list found in this
+  // partition may have become wrong: a served item removed, re-embedded or moved out, or
+  // items moved in. Stamps come from one engine-wide counter, so a cluster created with a
+  // reused id never matches a list found in its predecessor.
+  uint64_t neighbour_generation = 0;
   // The partition differs from its snapshot file (or has none): set after every change of
   // the partition, cleared just before a snapshot is written (so a change made while it is
   // written sets it again). The destructor writes only these.
@@ -626,7 +635,6 @@ class EngineImpl final : public Engine {
     ClusterState& cs = *clusters_.at(ps.cluster);
     std::lock_guard item_lock(item.mu);
     const std::vector<float> old = EmbeddingLocked(item);
-    ++catalog_generation_;  // neighbours found before are not this vector's
     StoreBatch batch{.put_items = {RecordOf(item)}};
     batch.put_items[0].embedding = v;
     const bool in_partition = item.served && cs.partition->Contains(item.label);
@@ -635,6 +643,8 @@ class EngineImpl final : public Engine {
             ? LogPartitionChange(&batch, cs.id, PartitionOpRecord::Kind::kUpdate, item.label, v)
             : 0;
     DYNSPEC_RETURN_IF_ERROR(store_->Commit(batch).WithContext("storing item"));
+    item.predicted.reset();                            // found for the old vector
+    if (in_partition) ForgetRememberedNeighbours(cs);  // lists there hold its old similarity
     AddTo(ps.centroid_sum, old, -1);
     AddTo(cs.centroid_sum, old, -1);
     AddTo(ps.centroid_sum, v, +1);
@@ -660,13 +670,13 @@ class EngineImpl final : public Engine {
     std::shared_ptr<ItemState> item = it->second;
     ProviderState& ps = providers_.at(item->provider);
     ClusterState& cs = *clusters_.at(ps.cluster);
-    ++catalog_generation_;  // no remembered neighbour list may name it
     StoreBatch batch{.delete_items = {id}};
     const uint64_t sequence =
         item->served
             ? LogPartitionChange(&batch, cs.id, PartitionOpRecord::Kind::kRemove, item->label, {})
             : 0;
     DYNSPEC_RETURN_IF_ERROR(store_->Commit(batch).WithContext("removing item"));
+    if (item->served) ForgetRememberedNeighbours(cs);  // lists there may name it
     const std::vector<float> vector = Embedding(*item);
     if (item->served) {
       Status st = cs.partition->Remove(item->label, sequence);
@@ -682,7 +692,16 @@ class EngineImpl final : public Engine {
   // ---- predict ------------------------------------------------------------------------
 
   Result<Prediction> Predict(const PredictRequest& request) const override {
-    DYNSPEC_ASSIGN_OR_RETURN(FeatureVector x, encoder_.Encode(request.context));
+    DYNSPEC_ASSIGN_OR_RETURN(const FeatureVector x, encoder_.Encode(request.context));
+    return PredictEncoded(request, x, /*remember_neighbours=*/true);
+  }
+
+  // Predict with the request's context already encoded as `x` (request.context is not
+  // read): ranking and PPO tuning predict many candidates in one context. With
+  // `remember_neighbours`, an unserved item keeps the neighbours found for its first
+  // feedback (PredictedNeighbours); PPO tuning's re-predictions of old decisions do not.
+  Result<Prediction> PredictEncoded(const PredictRequest& request, const FeatureVector& x,
+                                    bool remember_neighbours) const {
     std::vector<float> query_vector;
     if (request.inline_content) {
       if (!request.item_id.empty()) {
@@ -731,6 +750,7 @@ class EngineImpl final : public Engine {
     }
     out.cluster = cluster->id;
 
+    const size_t partition_size = cluster->partition->size();  // before the search
     DYNSPEC_ASSIGN_OR_RETURN(std::vector<NeighbourView> neighbours,
                              ReadNeighbours(*cluster, query, self, x));
     // Self and cluster prior, each read under its own lock.
@@ -740,10 +760,11 @@ class EngineImpl final : public Engine {
     if (self != nullptr) {
       std::lock_guard item_lock(self->mu);
       out.item_version = self->version;
-      if (!self->served) {
+      if (remember_neighbours && !self->served) {
         PredictedNeighbours& p = self->predicted.emplace();
         p.cluster = cluster->id;
-        p.catalog_generation = catalog_generation_;
+        p.cluster_generation = cluster->neighbour_generation;
+        p.partition_size = partition_size;
         p.found.reserve(neighbours.size());
         // The similarities were found as floats: converting back is exact.
         for (const auto& n : neighbours) {
@@ -852,7 +873,7 @@ class EngineImpl final : public Engine {
         return Status::InvalidArgument(field + " repeats item '" + request.candidates[i] + "'");
       }
     }
-    DYNSPEC_RETURN_IF_ERROR(encoder_.Encode(request.context).status());
+    DYNSPEC_ASSIGN_OR_RETURN(const FeatureVector x, encoder_.Encode(request.context));
     EventId id = request.event_id;
     if (id.empty()) {
       id = NewEventId();
@@ -873,8 +894,7 @@ class EngineImpl final : public Engine {
     for (size_t i = 0; i < n; ++i) {
       PredictRequest pr;
       pr.item_id = request.candidates[i];
-      pr.context = request.context;
-      auto p = Predict(pr);
+      auto p = PredictEncoded(pr, x, /*remember_neighbours=*/true);
       if (!p.ok()) return p.status().WithContext("candidates[" + std::to_string(i) + "]");
       record.scores.push_back(p->expected_reward);
       record.versions.push_back(p->item_version);
@@ -1025,8 +1045,7 @@ class EngineImpl final : public Engine {
     }
     DYNSPEC_RETURN_IF_ERROR(store_->Commit(batch).WithContext("storing the initial clusters"));
 
-    clusters_.clear();
-    ++catalog_generation_;  // every partition starts again
+    clusters_.clear();  // new clusters get new neighbour generations
     for (size_t c = 0; c < km.centroids.size(); ++c) CreateCluster(static_cast<ClusterId>(c));
     for (const auto& pr : batch.put_providers) {
       ProviderState& ps = providers_.at(pr.id);
@@ -1079,6 +1098,8 @@ class EngineImpl final : public Engine {
     if (new_cluster) CreateCluster(target);
     ClusterState& from = *clusters_.at(ps.cluster);
     ClusterState& to = *clusters_.at(target);
+    ForgetRememberedNeighbours(from);  // lists there may name the items moving out
+    ForgetRememberedNeighbours(to);    // and lists there miss the items moving in
     for (uint64_t label : ps.items) {
       ItemState& item = *by_label_.at(label);
       std::lock_guard item_lock(item.mu);
@@ -1103,7 +1124,6 @@ class EngineImpl final : public Engine {
     from.providers.erase(provider);
     to.providers.insert(provider);
     ps.cluster = target;
-    ++catalog_generation_;  // neighbour lists of both partitions may name moved items
     return Status::Ok();
   }
 
@@ -1401,7 +1421,10 @@ class EngineImpl final : public Engine {
       needs_init = !IsInitialized(layout_, item.model);
     }
     ModelState init;
-    if (needs_init) DYNSPEC_RETURN_IF_ERROR(BlendInitialModel(cluster, item, &init));
+    bool init_reused_prediction = false;
+    if (needs_init) {
+      DYNSPEC_RETURN_IF_ERROR(BlendInitialModel(cluster, item, &init, &init_reused_prediction));
+    }
 
     FeedbackResult result;
     result.reward = CurrentReward()->Observed(responses);
@@ -1470,6 +1493,7 @@ class EngineImpl final : public Engine {
       std::vector<float>().swap(item.embedding);  // the partition holds it now
       item.predicted.reset();
       joins_.fetch_add(1, std::memory_order_relaxed);
+      if (init_reused_prediction) joins_reusing_prediction_.fetch_add(1, std::memory_order_relaxed);
       result.item_joined_partition = true;
     }
     result.item_version = item.version;
@@ -1636,8 +1660,7 @@ class EngineImpl final : public Engine {
       for (const ItemId& id : d.candidates) {
         PredictRequest pr;
         pr.item_id = id;
-        pr.context = d.context;
-        auto p = Predict(pr);
+        auto p = PredictEncoded(pr, e.x, /*remember_neighbours=*/false);
         if (!p.ok()) {  // removed since the decision
           usable = false;
           break;
@@ -1660,17 +1683,8 @@ class EngineImpl final : public Engine {
           c.weights.push_back(k.weight);
         }
         // What the tuned models contribute now; the rest of the blend stays fixed.
-        const size_t width = static_cast<size_t>(layout_.width);
-        for (size_t h = 0; h < layout_.heads.size(); ++h) {
-          for (size_t m = 0; m < c.models.size(); ++m) {
-            const auto& w = params[c.models[m]];
-            double z = 0;
-            for (size_t i = 0; i < e.x.size(); ++i) {
-              z += double(w[h * width + e.x.index[i]]) * e.x.value[i];
-            }
-            c.fixed_outputs[h] -= c.weights[m] * HeadOutput(layout_.heads[h].kind, z);
-          }
-        }
+        const std::vector<double> tuned = TunedOutputs(c, e.x, params, layout_);
+        for (size_t h = 0; h < tuned.size(); ++h) c.fixed_outputs[h] -= tuned[h];
         e.candidates.push_back(std::move(c));
       }
       if (usable) events.push_back(std::move(e));
@@ -1815,8 +1829,31 @@ class EngineImpl final : public Engine {
       slot = std::make_unique<ClusterState>();
       slot->id = id;
       slot->partition = NewPartition(embedder_->dim(), options_.index);
+      ForgetRememberedNeighbours(*slot);
     }
     return *slot;
+  }
+
+  // Invalidates every neighbour list remembered from `cs`'s partition (PredictedNeighbours).
+  // Requires the exclusive catalog lock.
+  void ForgetRememberedNeighbours(ClusterState& cs) {
+    cs.neighbour_generation = ++neighbour_generation_stamp_;
+  }
+
+  // The neighbours `item`'s latest prediction found in `cluster`, if a search now would
+  // still find about the same (see PredictedNeighbours); nullopt otherwise. Requires the
+  // shared catalog lock and item.mu.
+  std::optional<std::vector<Neighbour>> RememberedNeighbours(const ItemState& item,
+                                                             const ClusterState& cluster) const {
+    if (!item.predicted) return std::nullopt;
+    const PredictedNeighbours& p = *item.predicted;
+    if (p.cluster != cluster.id || p.cluster_generation != cluster.neighbour_generation) {
+      return std::nullopt;
+    }
+    const size_t allowed_growth =
+        std::max(p.partition_size / 100, static_cast<size_t>(options_.blend.k));
+    if (cluster.partition->size() > p.partition_size + allowed_growth) return std::nullopt;
+    return p.found;
   }
 
   // Requires the exclusive catalog lock.
@@ -1885,21 +1922,19 @@ class EngineImpl final : public Engine {
   // a time. Each model is read twice under its own lock, for its evidence (the weights
   // need all of them) and then for its parameters, rather than copied: a model that learns
   // in between lends its newer parameters with the weight of its older evidence.
-  Status BlendInitialModel(const ClusterState& cluster, const ItemState& item,
-                           ModelState* out) const {
+  // `reused_prediction` says whether the neighbours came from the item's latest prediction.
+  Status BlendInitialModel(const ClusterState& cluster, const ItemState& item, ModelState* out,
+                           bool* reused_prediction) const {
     const size_t k = static_cast<size_t>(options_.blend.k);
-    std::vector<Neighbour> found;
-    bool reused = false;
+    std::optional<std::vector<Neighbour>> remembered;
     {
       std::lock_guard item_lock(item.mu);
-      if (item.predicted && item.predicted->cluster == cluster.id &&
-          item.predicted->catalog_generation == catalog_generation_) {
-        found = item.predicted->found;
-        reused = true;
-      }
+      remembered = RememberedNeighbours(item, cluster);
     }
-    if (reused) {
-      joins_reusing_prediction_.fetch_add(1, std::memory_order_relaxed);
+    *reused_prediction = remembered.has_value();
+    std::vector<Neighbour> found;
+    if (remembered) {
+      found = std::move(*remembered);
     } else {
       DYNSPEC_ASSIGN_OR_RETURN(found, cluster.partition->Search(Embedding(item), k + 1));
     }
@@ -2108,10 +2143,7 @@ class EngineImpl final : public Engine {
   std::map<ProviderId, ProviderState> providers_;
   std::map<ClusterId, std::unique_ptr<ClusterState>> clusters_;
   uint64_t next_label_ = 0;
-  // Changed (under the exclusive catalog lock) by every removal, re-embedding, provider move
-  // and bootstrap: the validity of the neighbour lists predictions remember
-  // (PredictedNeighbours).
-  uint64_t catalog_generation_ = 0;
+  uint64_t neighbour_generation_stamp_ = 0;  // see ForgetRememberedNeighbours
 
   // Event ids seen within event_id_retention_seconds (see ExpireEventIds).
   mutable std::mutex events_mu_;
@@ -2165,7 +2197,7 @@ class EngineImpl final : public Engine {
 
   std::atomic<uint64_t> feedback_events_{0};
   std::atomic<uint64_t> joins_{0};
-  mutable std::atomic<uint64_t> joins_reusing_prediction_{0};
+  std::atomic<uint64_t> joins_reusing_prediction_{0};
   mutable std::atomic<uint64_t> predictions_{0};
   bool loaded_ = false;  // Load succeeded: the partitions are complete and may be snapshotted
 };

@@ -8,27 +8,11 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "engine/report_json.h"
 #include "eval/io.h"
 #include "eval/svg_plot.h"
 
 namespace dynspec::eval {
-namespace {
-
-nlohmann::json MoveJson(const ProviderMove& m) {
-  return {{"provider", m.provider},
-          {"from", m.from},
-          {"to", m.to},
-          {"home_loss", m.home_loss},
-          {"target_loss", m.target_loss},
-          {"home_evidence", m.home_evidence},
-          {"target_evidence", m.target_evidence},
-          {"streak", m.streak},
-          {"by_content", m.by_content},
-          {"home_similarity", m.home_similarity},
-          {"target_similarity", m.target_similarity}};
-}
-
-}  // namespace
 
 std::string ReclusterReportJson(const ReclusterReport& r) {
   nlohmann::json j;
@@ -40,9 +24,9 @@ std::string ReclusterReportJson(const ReclusterReport& r) {
   j["adjusted_rand_index"] = r.adjusted_rand_index;
   j["stability_ari"] = r.stability_ari;
   j["moves"] = nlohmann::json::array();
-  for (const auto& m : r.moves) j["moves"].push_back(MoveJson(m));
+  for (const auto& m : r.moves) j["moves"].push_back(ProviderMoveJson(m));
   j["deferred"] = nlohmann::json::array();
-  for (const auto& m : r.deferred) j["deferred"].push_back(MoveJson(m));
+  for (const auto& m : r.deferred) j["deferred"].push_back(ProviderMoveJson(m));
   for (const auto& c : r.clusters_after) {
     j["clusters"].push_back({{"id", c.id},
                              {"providers", c.provider_count},

@@ -21,14 +21,8 @@ double Dot(const std::vector<float>& w, size_t offset, const FeatureVector& x) {
 // Blended outputs of one candidate.
 std::vector<double> Outputs(const BlendedCandidate& c, const FeatureVector& x,
                             const BlendedParams& params, const ModelLayout& layout) {
-  std::vector<double> o = c.fixed_outputs;
-  const size_t width = static_cast<size_t>(layout.width);
-  for (size_t h = 0; h < layout.heads.size(); ++h) {
-    for (size_t k = 0; k < c.models.size(); ++k) {
-      o[h] +=
-          c.weights[k] * HeadOutput(layout.heads[h].kind, Dot(params[c.models[k]], h * width, x));
-    }
-  }
+  std::vector<double> o = TunedOutputs(c, x, params, layout);
+  for (size_t h = 0; h < o.size(); ++h) o[h] += c.fixed_outputs[h];
   return o;
 }
 
@@ -76,6 +70,19 @@ Status Validate(const BlendedEvent& e, const BlendedParams& params, const ModelL
 }
 
 }  // namespace
+
+std::vector<double> TunedOutputs(const BlendedCandidate& c, const FeatureVector& x,
+                                 const BlendedParams& params, const ModelLayout& layout) {
+  std::vector<double> o(layout.heads.size(), 0.0);
+  const size_t width = static_cast<size_t>(layout.width);
+  for (size_t h = 0; h < layout.heads.size(); ++h) {
+    for (size_t k = 0; k < c.models.size(); ++k) {
+      o[h] +=
+          c.weights[k] * HeadOutput(layout.heads[h].kind, Dot(params[c.models[k]], h * width, x));
+    }
+  }
+  return o;
+}
 
 std::vector<double> BlendedScores(const BlendedEvent& event, const BlendedParams& params,
                                   const ModelLayout& layout, const RewardFunction& reward) {

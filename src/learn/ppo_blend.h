@@ -47,6 +47,12 @@ struct BlendedEvent {
 // Model weights: one H*F vector per model (head-major, as ModelState::weights).
 using BlendedParams = std::vector<std::vector<float>>;
 
+// The tuned part of a candidate's blended outputs at `params`, per head:
+// sum_m b_{j,m} act_h(theta_{m,h} . x) (the outputs without fixed_outputs). A caller that
+// knows a candidate's whole blended output gets fixed_outputs by subtracting this.
+std::vector<double> TunedOutputs(const BlendedCandidate& candidate, const FeatureVector& x,
+                                 const BlendedParams& params, const ModelLayout& layout);
+
 // Scores s_j of every candidate at `params`.
 std::vector<double> BlendedScores(const BlendedEvent& event, const BlendedParams& params,
                                   const ModelLayout& layout, const RewardFunction& reward);

@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "engine/report_json.h"
+
 namespace dynspec::server {
 namespace {
 
@@ -146,12 +148,6 @@ Result<ItemInput> DecodeItemObject(const json& v, const std::string& path, std::
   DYNSPEC_ASSIGN_OR_RETURN(item.content, DecodeContent(f, limits));
   DYNSPEC_RETURN_IF_ERROR(f.NoOthers());
   return item;
-}
-
-json ContextJson(const Context& c) {
-  json sparse = json::object();
-  for (const auto& [name, value] : c.sparse) sparse[name] = value;
-  return {{"dense", c.dense}, {"sparse", sparse}};
 }
 
 std::string Dump(const json& j) {
@@ -384,19 +380,7 @@ std::string EncodeClusters(const std::vector<ClusterInfo>& clusters) {
 std::string EncodeRecluster(const ReclusterReport& r) {
   auto moves = [](const std::vector<ProviderMove>& list) {
     json out = json::array();
-    for (const auto& m : list) {
-      out.push_back({{"provider", m.provider},
-                     {"from", m.from},
-                     {"to", m.to},
-                     {"home_loss", m.home_loss},
-                     {"target_loss", m.target_loss},
-                     {"home_evidence", m.home_evidence},
-                     {"target_evidence", m.target_evidence},
-                     {"streak", m.streak},
-                     {"by_content", m.by_content},
-                     {"home_similarity", m.home_similarity},
-                     {"target_similarity", m.target_similarity}});
-    }
+    for (const auto& m : list) out.push_back(ProviderMoveJson(m));
     return out;
   };
   return Dump({{"started_unix_seconds", r.started_unix_seconds},
