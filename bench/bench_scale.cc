@@ -35,8 +35,9 @@
 //      vector plus the item's model state;
 //   4. feedback: --feedback events on popularity-drawn items with a user segment;
 //   5. predict: --queries predictions by item id against raw searchKnn(k + 1) on the same
-//      items; recall@k of the engine's neighbours and of the raw index against brute force;
-//      log-loss of the engine's click predictions against the true click probabilities;
+//      items, the two alternating; recall@k of the engine's neighbours and of the raw index
+//      against brute force; log-loss of the engine's click predictions against the true
+//      click probabilities;
 //   6. mixed: 4 predictions to 1 feedback, 1 thread then 2 threads, --mixed-seconds each.
 #include <unistd.h>
 
@@ -340,20 +341,32 @@ int main(int argc, char** argv) {
     query_items[q] = sampler.Next();
     query_segments[q] = rng() % w.spec().segments;
   }
+  // Engine and raw queries alternate (which goes first alternates too), so that a pause of
+  // the host or the store's background compaction after phase 4 falls on both sides alike
+  // instead of on whichever loop ran at the time.
   std::vector<double> raw_ms, engine_ms;
   std::vector<std::vector<uint64_t>> raw_results(flags.queries);
-  for (size_t q = 0; q < flags.queries; ++q) {
-    auto a = Clock::now();
-    raw_results[q] = raw.Search(w.vector(query_items[q]).data(), flags.k + 1);
-    raw_ms.push_back(Seconds(a, Clock::now()) * 1e3);
-  }
   std::vector<dynspec::Prediction> predictions(flags.queries);
   for (size_t q = 0; q < flags.queries; ++q) {
-    const dynspec::PredictRequest req = PredictFor(w, query_items[q], query_segments[q]);
-    auto a = Clock::now();
-    auto p = engine.Predict(req);
-    engine_ms.push_back(Seconds(a, Clock::now()) * 1e3);
-    predictions[q] = Check(std::move(p), "predict");
+    auto raw_query = [&] {
+      auto a = Clock::now();
+      raw_results[q] = raw.Search(w.vector(query_items[q]).data(), flags.k + 1);
+      raw_ms.push_back(Seconds(a, Clock::now()) * 1e3);
+    };
+    auto engine_query = [&] {
+      const dynspec::PredictRequest req = PredictFor(w, query_items[q], query_segments[q]);
+      auto a = Clock::now();
+      auto p = engine.Predict(req);
+      engine_ms.push_back(Seconds(a, Clock::now()) * 1e3);
+      predictions[q] = Check(std::move(p), "predict");
+    };
+    if (q % 2 == 0) {
+      raw_query();
+      engine_query();
+    } else {
+      engine_query();
+      raw_query();
+    }
   }
   const double ep50 = Percentile(engine_ms, 0.5), ep99 = Percentile(engine_ms, 0.99);
   const double rp50 = Percentile(raw_ms, 0.5), rp99 = Percentile(raw_ms, 0.99);
