@@ -7,11 +7,14 @@
 //
 //   bench_store [--dir DIR] [--items 1000] [--sync-ops 2000] [--ops 20000]
 //               [--restart 100000,300000] [--engine-max 100000] [--exact-max N] [--dim 256]
-//               [--repeat 3] [--ef-construction N]
+//               [--repeat 3] [--ef-construction N] [--shadow-rate R]
 //
 // --engine-max: time Engine::Open only for stores up to this many items (it rebuilds every
 // cluster's HNSW graph, which dominates); --exact-max: index.exact_search_max_items;
-// --ef-construction: index.hnsw_ef_construction (lower builds the graphs faster).
+// --ef-construction: index.hnsw_ef_construction (lower builds the graphs faster);
+// --shadow-rate: recluster.shadow_sample_rate (default: the engine's). The engine runs on 8
+// clusters, so a shadow-evaluated event searches 8 partitions; the memory-store run is
+// repeated without shadow evaluation to show its share.
 // For those stores it then times SnapshotPartitions (partition snapshots, see
 // EngineOptions::partition_snapshot_dir) and Engine::Open again, from the snapshots.
 //
@@ -67,6 +70,7 @@ std::vector<float> UnitVector(std::mt19937_64& rng, int dim) {
 
 size_t g_exact_max = 0;     // --exact-max: index.exact_search_max_items when set
 int g_ef_construction = 0;  // --ef-construction: index.hnsw_ef_construction when set
+double g_shadow_rate = -1;  // recluster.shadow_sample_rate when >= 0 (--shadow-rate, or 0 below)
 
 dynspec::EngineOptions Options(int dim, const std::string& snapshot_dir = "") {
   dynspec::EngineOptions o;
@@ -74,6 +78,7 @@ dynspec::EngineOptions Options(int dim, const std::string& snapshot_dir = "") {
   if (g_exact_max) o.index.exact_search_max_items = g_exact_max;
   if (g_ef_construction) o.index.hnsw_ef_construction = g_ef_construction;
   o.partition_snapshot_dir = snapshot_dir;
+  if (g_shadow_rate >= 0) o.recluster.shadow_sample_rate = g_shadow_rate;
   return o;
 }
 
@@ -88,8 +93,10 @@ struct Sizes {  // key and value bytes of the writes of one feedback
 
 // Feedback throughput of an engine over `store`, on `items` ingested items.
 double FeedbackRate(std::unique_ptr<dynspec::Store> store, int dim, size_t items, size_t ops,
-                    Sizes* sizes) {
-  auto opened = dynspec::Engine::Open(Options(dim), std::move(store));
+                    Sizes* sizes, bool shadow = true) {
+  dynspec::EngineOptions options = Options(dim);
+  if (!shadow) options.recluster.shadow_sample_rate = 0;
+  auto opened = dynspec::Engine::Open(options, std::move(store));
   Check(opened.status(), "opening the engine");
   auto engine = std::move(opened).value();
   std::mt19937_64 rng(7);
@@ -333,6 +340,8 @@ int main(int argc, char** argv) {
       g_exact_max = std::stoul(v);
     } else if (a == "--ef-construction") {
       g_ef_construction = std::stoi(v);
+    } else if (a == "--shadow-rate") {
+      g_shadow_rate = std::stod(v);
     } else if (a == "--engine-max") {
       engine_max = std::stoul(v);
     } else if (a == "--dim") {
@@ -353,15 +362,20 @@ int main(int argc, char** argv) {
     dir = (fs::temp_directory_path() / ("bench-store-" + std::to_string(getpid()))).string();
   fs::remove_all(dir);
   fs::create_directories(dir);
-  std::printf("bench_store: dir %s, %zu items, D %d, feedback ops: %zu synced, %zu otherwise\n",
-              dir.c_str(), items, dim, sync_ops, ops);
+  std::printf(
+      "bench_store: dir %s, %zu items in 8 clusters, D %d, feedback ops: %zu synced, %zu "
+      "otherwise; shadow evaluation of %.3g of the events\n",
+      dir.c_str(), items, dim, sync_ops, ops,
+      g_shadow_rate >= 0 ? g_shadow_rate : dynspec::EngineOptions().recluster.shadow_sample_rate);
 
   // Interleaved repetitions, medians reported: the machines are shared and noisy.
   Sizes sizes;
-  std::vector<double> mem, group, synced, raw_sync, raw_nosync;
+  std::vector<double> mem, mem_unshadowed, group, synced, raw_sync, raw_nosync;
   for (int r = 0; r < repeat; ++r) {
     const std::string rd = dir + "/rep" + std::to_string(r);
     mem.push_back(FeedbackRate(dynspec::NewMemoryStore(), dim, items, ops, &sizes));
+    mem_unshadowed.push_back(
+        FeedbackRate(dynspec::NewMemoryStore(), dim, items, ops, nullptr, /*shadow=*/false));
     raw_nosync.push_back(RawRate(rd + "-raw-nosync", sizes, ops, false));
     group.push_back(FeedbackRate(Durable(rd + "-group10", 10), dim, items, ops, nullptr));
     raw_sync.push_back(RawRate(rd + "-raw-sync", sizes, sync_ops, true));
@@ -388,6 +402,7 @@ int main(int argc, char** argv) {
   row("engine feedback, sync every commit", synced);
   row("engine feedback, group commit 10 ms", group);
   row("engine feedback, memory store", mem);
+  row("  the same without shadow evaluation", mem_unshadowed);
   std::fflush(stdout);
 
   for (size_t n : restart) {

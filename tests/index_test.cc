@@ -176,6 +176,41 @@ TEST_P(PartitionTest, AddSearchMatchesBruteForce) {
   EXPECT_NEAR((*self)[0].similarity, 1.0, kSimTolerance);
 }
 
+// Exact search keeps a sorted list of the best so far; equal similarities must still come
+// out by label, whatever order the items were added in.
+TEST(PartitionExactSearch, TiesComeOutByLabelWhateverTheInsertionOrder) {
+  std::mt19937_64 rng(99);
+  IndexOptions o;
+  o.exact_search_max_items = 1'000'000;
+  auto p = NewPartition(kDim, o);
+  const Vec shared = RandomUnit(kDim, rng);
+  std::vector<uint64_t> labels;
+  for (uint64_t i = 0; i < 40; ++i) labels.push_back(1000 - 7 * i);
+  std::shuffle(labels.begin(), labels.end(), rng);
+  for (size_t i = 0; i < labels.size(); ++i) {
+    // Every other item is a copy of `shared`; the rest are random (and less similar).
+    ASSERT_TRUE(p->Add(labels[i], i % 2 == 0 ? shared : RandomUnit(kDim, rng)).ok());
+  }
+  std::vector<uint64_t> copies;
+  for (size_t i = 0; i < labels.size(); i += 2) copies.push_back(labels[i]);
+  std::sort(copies.begin(), copies.end());
+  for (size_t k : {1u, 5u, 20u}) {
+    auto res = p->Search(shared, k);
+    ASSERT_TRUE(res.ok()) << res.status().ToString();
+    ASSERT_EQ(res->size(), k);
+    for (size_t i = 0; i < k; ++i) {
+      EXPECT_EQ((*res)[i].label, copies[i]) << "k " << k << ", position " << i;
+      EXPECT_NEAR((*res)[i].similarity, 1.0, kSimTolerance);
+    }
+  }
+  // Past the copies come the random items, best first.
+  auto res = p->Search(shared, 25);
+  ASSERT_TRUE(res.ok());
+  ASSERT_EQ(res->size(), 25u);
+  for (size_t i = 21; i < 25; ++i) EXPECT_GE((*res)[i - 1].similarity, (*res)[i].similarity);
+  EXPECT_LT((*res)[20].similarity, 1.0 - kSimTolerance);
+}
+
 TEST_P(PartitionTest, UpdateRemoveReAdd) {
   auto p = NewPartition(kDim, Options());
   Reference ref;

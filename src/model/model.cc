@@ -4,6 +4,8 @@
 #include <cmath>
 #include <string>
 
+#include "common/prefetch.h"
+
 namespace dynspec {
 
 void InitModel(const ModelLayout& layout, double epsilon, ModelState* model) {
@@ -36,6 +38,32 @@ void PredictHeads(const ModelLayout& layout, const ModelState& model, const Feat
   const bool ready = IsInitialized(layout, model);
   for (size_t h = 0; h < layout.heads.size(); ++h) {
     out[h] = HeadOutput(layout.heads[h].kind, ready ? HeadScore(layout, model, h, x) : 0.0);
+  }
+}
+
+void PrefetchModel(const ModelState& model) {
+  for (const std::vector<float>* part : {&model.weights, &model.sq_grad}) {
+    const size_t bytes = part->size() * sizeof(float);
+    PrefetchHead(part->data(), bytes, (bytes + kCacheLineBytes - 1) / kCacheLineBytes);
+  }
+  PrefetchLine(model.head_counts.data());
+}
+
+void PrefetchHeadWeights(const ModelLayout& layout, const ModelState& model,
+                         const FeatureVector& x) {
+  if (!IsInitialized(layout, model)) return;
+  const float* w = model.weights.data();
+  for (size_t h = 0; h < layout.heads.size(); ++h) {
+    const float* row = w + h * static_cast<size_t>(layout.width);
+    const float* last_line = nullptr;
+    for (uint32_t i : x.index) {
+      // Dense features are consecutive: one hint per cache line, not per feature.
+      const auto* line = reinterpret_cast<const float*>(reinterpret_cast<uintptr_t>(row + i) &
+                                                        ~uintptr_t{kCacheLineBytes - 1});
+      if (line == last_line) continue;
+      PrefetchLine(line);
+      last_line = line;
+    }
   }
 }
 

@@ -33,6 +33,12 @@ double HeadOutput(HeadKind kind, double score);
 // All heads' outputs into `out` (size H). An uninitialized model predicts like a zero model.
 void PredictHeads(const ModelLayout& layout, const ModelState& model, const FeatureVector& x,
                   std::span<double> out);
+// Starts loading the cache lines of `model` that PredictHeads(layout, model, x) reads (a hint,
+// see common/prefetch.h): callers predicting with many models touch them all first.
+// Starts loading all of `model`'s parameters (a hint), for a caller about to read them all.
+void PrefetchModel(const ModelState& model);
+void PrefetchHeadWeights(const ModelLayout& layout, const ModelState& model,
+                         const FeatureVector& x);
 
 // The learning target of a response for a head, or InvalidArgument: binary responses must be
 // in [0, 1]; log1p regression responses must be >= 0; all must be finite.
