@@ -68,9 +68,10 @@ std::vector<float> UnitVector(std::mt19937_64& rng, int dim) {
   return v;
 }
 
-size_t g_exact_max = 0;     // --exact-max: index.exact_search_max_items when set
-int g_ef_construction = 0;  // --ef-construction: index.hnsw_ef_construction when set
-double g_shadow_rate = -1;  // recluster.shadow_sample_rate when >= 0 (--shadow-rate, or 0 below)
+size_t g_exact_max = 0;               // --exact-max: index.exact_search_max_items when set
+int g_ef_construction = 0;            // --ef-construction: index.hnsw_ef_construction when set
+double g_shadow_rate = -1;            // --shadow-rate: recluster.shadow_sample_rate when >= 0
+constexpr int kFeedbackClusters = 8;  // the feedback runs' engines bootstrap this many clusters
 
 dynspec::EngineOptions Options(int dim, const std::string& snapshot_dir = "") {
   dynspec::EngineOptions o;
@@ -110,7 +111,7 @@ double FeedbackRate(std::unique_ptr<dynspec::Store> store, int dim, size_t items
       batch.clear();
     }
   }
-  Check(engine->BootstrapClusters(8), "bootstrap");
+  Check(engine->BootstrapClusters(kFeedbackClusters), "bootstrap");
   // Warm up: every item gets its first feedback (initial blend, partition insert).
   uint64_t event = 0;
   auto feedback = [&](const std::string& item) {
@@ -342,6 +343,10 @@ int main(int argc, char** argv) {
       g_ef_construction = std::stoi(v);
     } else if (a == "--shadow-rate") {
       g_shadow_rate = std::stod(v);
+      if (!(g_shadow_rate >= 0 && g_shadow_rate <= 1)) {
+        std::fprintf(stderr, "--shadow-rate %s: expected a rate in [0, 1]\n", v.c_str());
+        return 2;
+      }
     } else if (a == "--engine-max") {
       engine_max = std::stoul(v);
     } else if (a == "--dim") {
@@ -362,11 +367,10 @@ int main(int argc, char** argv) {
     dir = (fs::temp_directory_path() / ("bench-store-" + std::to_string(getpid()))).string();
   fs::remove_all(dir);
   fs::create_directories(dir);
-  std::printf(
-      "bench_store: dir %s, %zu items in 8 clusters, D %d, feedback ops: %zu synced, %zu "
-      "otherwise; shadow evaluation of %.3g of the events\n",
-      dir.c_str(), items, dim, sync_ops, ops,
-      g_shadow_rate >= 0 ? g_shadow_rate : dynspec::EngineOptions().recluster.shadow_sample_rate);
+  const double shadow_rate =
+      g_shadow_rate >= 0 ? g_shadow_rate : dynspec::EngineOptions().recluster.shadow_sample_rate;
+  std::printf("bench_store: dir %s, %zu items, D %d, feedback ops: %zu synced, %zu otherwise\n",
+              dir.c_str(), items, dim, sync_ops, ops);
 
   // Interleaved repetitions, medians reported: the machines are shared and noisy.
   Sizes sizes;
@@ -386,8 +390,10 @@ int main(int argc, char** argv) {
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
   };
-  std::printf("bytes per feedback commit (keys + values): %zu in %zu puts; median of %d runs\n",
-              sizes.total(), sizes.kv.size(), repeat);
+  std::printf(
+      "bytes per feedback commit (keys + values): %zu in %zu puts; %d clusters, shadow "
+      "evaluation of %.3g of the events; median of %d runs\n",
+      sizes.total(), sizes.kv.size(), kFeedbackClusters, shadow_rate, repeat);
   std::printf("%-36s %10s %12s %15s   %s\n", "", "ops/s", "/ raw sync", "/ raw no-sync",
               "runs (ops/s)");
   auto row = [&](const char* name, const std::vector<double>& runs) {

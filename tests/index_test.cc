@@ -176,39 +176,78 @@ TEST_P(PartitionTest, AddSearchMatchesBruteForce) {
   EXPECT_NEAR((*self)[0].similarity, 1.0, kSimTolerance);
 }
 
-// Exact search keeps a sorted list of the best so far; equal similarities must still come
-// out by label, whatever order the items were added in.
+// Exact search keeps a sorted list of the best so far (a heap for large k); equal
+// similarities must still come out by label, whatever order the items were added in.
 TEST(PartitionExactSearch, TiesComeOutByLabelWhateverTheInsertionOrder) {
   std::mt19937_64 rng(99);
   IndexOptions o;
   o.exact_search_max_items = 1'000'000;
-  auto p = NewPartition(kDim, o);
   const Vec shared = RandomUnit(kDim, rng);
-  std::vector<uint64_t> labels;
-  for (uint64_t i = 0; i < 40; ++i) labels.push_back(1000 - 7 * i);
-  std::shuffle(labels.begin(), labels.end(), rng);
-  for (size_t i = 0; i < labels.size(); ++i) {
-    // Every other item is a copy of `shared`; the rest are random (and less similar).
-    ASSERT_TRUE(p->Add(labels[i], i % 2 == 0 ? shared : RandomUnit(kDim, rng)).ok());
+  std::vector<uint64_t> descending;
+  for (uint64_t i = 0; i < 40; ++i) descending.push_back(1000 - 7 * i);
+  std::vector<std::vector<uint64_t>> orders = {descending};
+  for (int shuffles = 0; shuffles < 3; ++shuffles) {
+    orders.push_back(descending);
+    std::shuffle(orders.back().begin(), orders.back().end(), rng);
   }
-  std::vector<uint64_t> copies;
-  for (size_t i = 0; i < labels.size(); i += 2) copies.push_back(labels[i]);
-  std::sort(copies.begin(), copies.end());
-  for (size_t k : {1u, 5u, 20u}) {
-    auto res = p->Search(shared, k);
-    ASSERT_TRUE(res.ok()) << res.status().ToString();
-    ASSERT_EQ(res->size(), k);
-    for (size_t i = 0; i < k; ++i) {
-      EXPECT_EQ((*res)[i].label, copies[i]) << "k " << k << ", position " << i;
-      EXPECT_NEAR((*res)[i].similarity, 1.0, kSimTolerance);
+  for (const auto& labels : orders) {
+    auto p = NewPartition(kDim, o);
+    for (size_t i = 0; i < labels.size(); ++i) {
+      // Every other item is a copy of `shared`; the rest are random (and less similar).
+      ASSERT_TRUE(p->Add(labels[i], i % 2 == 0 ? shared : RandomUnit(kDim, rng)).ok());
+    }
+    std::vector<uint64_t> copies;
+    for (size_t i = 0; i < labels.size(); i += 2) copies.push_back(labels[i]);
+    std::sort(copies.begin(), copies.end());
+    for (size_t k : {1u, 5u, 20u}) {
+      auto res = p->Search(shared, k);
+      ASSERT_TRUE(res.ok()) << res.status().ToString();
+      ASSERT_EQ(res->size(), k);
+      for (size_t i = 0; i < k; ++i) {
+        EXPECT_EQ((*res)[i].label, copies[i]) << "k " << k << ", position " << i;
+        EXPECT_NEAR((*res)[i].similarity, 1.0, kSimTolerance);
+      }
+    }
+    // Past the copies come the random items, best first.
+    auto res = p->Search(shared, 25);
+    ASSERT_TRUE(res.ok());
+    ASSERT_EQ(res->size(), 25u);
+    for (size_t i = 21; i < 25; ++i) EXPECT_GE((*res)[i - 1].similarity, (*res)[i].similarity);
+    EXPECT_LT((*res)[20].similarity, 1.0 - kSimTolerance);
+  }
+}
+
+// Against a full sort by (similarity descending, label ascending), for small and large k, on
+// items drawn from a few distinct vectors so that ties are everywhere.
+TEST(PartitionExactSearch, MatchesAFullSortWithTiesForEveryK) {
+  std::mt19937_64 rng(7);
+  IndexOptions o;
+  o.exact_search_max_items = 1'000'000;
+  auto p = NewPartition(kDim, o);
+  std::vector<Vec> distinct;
+  for (int i = 0; i < 6; ++i) distinct.push_back(RandomUnit(kDim, rng));
+  std::vector<std::pair<uint64_t, size_t>> items;  // (label, index into distinct)
+  for (uint64_t label = 0; label < 150; ++label) {
+    items.push_back({(label * 7919) % 1009, static_cast<size_t>(rng() % distinct.size())});
+    ASSERT_TRUE(p->Add(items.back().first, distinct[items.back().second]).ok());
+  }
+  const Vec query = RandomUnit(kDim, rng);
+  auto res = p->Search(query, 150);
+  ASSERT_TRUE(res.ok());
+  std::vector<Neighbour> want = *res;  // the similarities as the partition computes them
+  std::sort(want.begin(), want.end(), [](const Neighbour& a, const Neighbour& b) {
+    if (a.similarity != b.similarity) return a.similarity > b.similarity;
+    return a.label < b.label;
+  });
+  for (size_t k : {1u, 2u, 16u, 17u, 64u, 65u, 149u, 150u, 500u}) {
+    auto got = p->Search(query, k);
+    ASSERT_TRUE(got.ok());
+    ASSERT_EQ(got->size(), std::min<size_t>(k, 150));
+    for (size_t i = 0; i < got->size(); ++i) {
+      EXPECT_EQ((*got)[i].label, want[i].label) << "k " << k << ", position " << i;
+      EXPECT_EQ((*got)[i].similarity, want[i].similarity) << "k " << k << ", position " << i;
     }
   }
-  // Past the copies come the random items, best first.
-  auto res = p->Search(shared, 25);
-  ASSERT_TRUE(res.ok());
-  ASSERT_EQ(res->size(), 25u);
-  for (size_t i = 21; i < 25; ++i) EXPECT_GE((*res)[i - 1].similarity, (*res)[i].similarity);
-  EXPECT_LT((*res)[20].similarity, 1.0 - kSimTolerance);
 }
 
 TEST_P(PartitionTest, UpdateRemoveReAdd) {

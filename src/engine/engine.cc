@@ -1912,8 +1912,9 @@ class EngineImpl final : public Engine {
     }
     // The neighbours' weights are scattered and usually cold: start loading all of them
     // before the first prediction, so that their misses overlap (each lock below waits for
-    // the loads issued before it). perf put 87% of PredictHeads' samples on the load of a
-    // neighbour's weight during shadow evaluation before this; see docs/performance.md.
+    // the loads issued before it). Before this, perf put 87% of PredictHeads' samples on that
+    // load during shadow evaluation (docs/performance.md). The hints need the weights'
+    // address, which may only be read under the item's lock: hence a pass of its own.
     for (const NeighbourView& view : out) {
       std::lock_guard item_lock(view.item->mu);
       PrefetchHeadWeights(layout_, view.item->model, x);
@@ -1926,10 +1927,12 @@ class EngineImpl final : public Engine {
     return out;
   }
 
-  // Starts loading the lines of `item` that a neighbour read touches (its lock and model).
+  // Starts loading the lines of `item` that a neighbour read touches: its lock and its
+  // model (ModelState's vector headers and evidence span two lines). Reads nothing itself.
   static void PrefetchItem(const ItemState& item) {
-    PrefetchLine(&item.mu);
-    PrefetchLine(&item.model);
+    PrefetchLineForWrite(&item.mu);
+    PrefetchLine(&item.model.weights);
+    PrefetchLine(&item.model.evidence);
   }
 
   // The parameter blend of the item's neighbours and its cluster model, with the same
@@ -1972,7 +1975,7 @@ class EngineImpl final : public Engine {
     for (size_t i = 0; i < neighbours.size(); ++i) {
       std::lock_guard other_lock(neighbours[i]->mu);
       candidates[i].evidence = neighbours[i]->model.evidence;
-      PrefetchModel(neighbours[i]->model);
+      PrefetchWeights(neighbours[i]->model);
     }
     double cluster_evidence;
     {

@@ -722,15 +722,27 @@ class FlatHnswPartition final : public Partition {
     if (!graph_) flat_.resize(last * elem_bytes_);
   }
 
-  // The k best by Better, best first. A sorted list of the best so far, entered only by a
-  // vector that beats its last: with k = 17 of a few hundred, most vectors fail that one
-  // (well predicted) comparison, where a heap selection (std::partial_sort) paid a
-  // mispredicted sift on many of them and was as costly as the distances (perf, shadow
-  // evaluation over 8 partitions of ~125 items).
+  // The k best by Better, best first. For the small k of neighbour searches, a sorted list
+  // of the best so far: a vector enters only when it beats the list's last, at the cost of a
+  // binary search and a short move. This replaced std::partial_sort over an n-element copy
+  // of all similarities, whose heap work (sifts with data-dependent branches, then sorting
+  // the heap) took as many of Search's samples as the similarities themselves in shadow
+  // evaluation over 8 partitions of ~125 items (perf). Above kSortedListMaxK the list's moves
+  // (up to k per entry) would grow faster than the heap's log k, so large k keep the heap.
   std::vector<Neighbour> ExactSearch(const char* query, size_t k) const {
+    constexpr size_t kSortedListMaxK = 64;
     const size_t n = slot_labels_.size();
     std::vector<Neighbour> best;
     if (k == 0) return best;
+    if (k > kSortedListMaxK) {
+      best.resize(n);
+      for (size_t i = 0; i < n; ++i) best[i] = {slot_labels_[i], Similarity(query, FlatData(i))};
+      k = std::min(k, n);
+      std::partial_sort(best.begin(), best.begin() + static_cast<ptrdiff_t>(k), best.end(),
+                        [](const Neighbour& a, const Neighbour& b) { return Better(a, b); });
+      best.resize(k);
+      return best;
+    }
     best.reserve(k + 1);
     for (size_t i = 0; i < n; ++i) {
       const Neighbour candidate{slot_labels_[i], Similarity(query, FlatData(i))};

@@ -33,12 +33,18 @@ double HeadOutput(HeadKind kind, double score);
 // All heads' outputs into `out` (size H). An uninitialized model predicts like a zero model.
 void PredictHeads(const ModelLayout& layout, const ModelState& model, const FeatureVector& x,
                   std::span<double> out);
-// Starts loading the cache lines of `model` that PredictHeads(layout, model, x) reads (a hint,
-// see common/prefetch.h): callers predicting with many models touch them all first.
-// Starts loading all of `model`'s parameters (a hint), for a caller about to read them all.
-void PrefetchModel(const ModelState& model);
+
+// Prefetch hints (common/prefetch.h) for callers about to read many cold models: issuing
+// them for every model first lets the cache misses overlap. Neither changes anything. Both
+// read the model's vectors (their addresses and sizes), so the caller must hold the lock
+// that guards `model`.
+//
+// Starts loading the weights PredictHeads(layout, model, x) reads; `x` must be encoded for
+// `layout` (as for PredictHeads). Nothing for an uninitialized model.
 void PrefetchHeadWeights(const ModelLayout& layout, const ModelState& model,
                          const FeatureVector& x);
+// Starts loading the head of `model`'s weights, which ParameterBlend::Add reads in full.
+void PrefetchWeights(const ModelState& model);
 
 // The learning target of a response for a head, or InvalidArgument: binary responses must be
 // in [0, 1]; log1p regression responses must be >= 0; all must be finite.
