@@ -1900,15 +1900,9 @@ class EngineImpl final : public Engine {
     DYNSPEC_ASSIGN_OR_RETURN(std::vector<Neighbour> found,
                              cluster.partition->Search(query, k + (self ? 1 : 0)));
     std::vector<NeighbourView> out;
-    out.reserve(found.size());
-    for (const auto& n : found) {
-      if (out.size() == k) break;
-      auto it = by_label_.find(n.label);
-      if (it == by_label_.end()) continue;  // cannot happen under the catalog lock
-      const ItemState* item = it->second.get();
-      if (item == self) continue;
-      PrefetchItem(*item);
-      out.push_back({item, n.similarity, 0, std::vector<double>(layout_.heads.size())});
+    out.reserve(k);
+    for (const auto& [item, similarity] : ResolveNeighbours(found, self, k)) {
+      out.push_back({item, similarity, 0, std::vector<double>(layout_.heads.size())});
     }
     // The neighbours' weights are scattered and usually cold: start loading all of them
     // before the first prediction, so that their misses overlap (each lock below waits for
@@ -1927,12 +1921,26 @@ class EngineImpl final : public Engine {
     return out;
   }
 
-  // Starts loading the lines of `item` that a neighbour read touches: its lock and its
-  // model (ModelState's vector headers and evidence span two lines). Reads nothing itself.
-  static void PrefetchItem(const ItemState& item) {
-    PrefetchLineForWrite(&item.mu);
-    PrefetchLine(&item.model.weights);
-    PrefetchLine(&item.model.evidence);
+  // The items of `found` in order, without `self` (may be null), at most k, with their
+  // similarities; each one's lock and model header start loading (a hint, see
+  // common/prefetch.h) for the reads that follow. Requires the shared catalog lock.
+  std::vector<std::pair<const ItemState*, float>> ResolveNeighbours(
+      const std::vector<Neighbour>& found, const ItemState* self, size_t k) const {
+    std::vector<std::pair<const ItemState*, float>> out;
+    out.reserve(k);
+    for (const auto& n : found) {
+      if (out.size() == k) break;
+      auto it = by_label_.find(n.label);
+      if (it == by_label_.end()) continue;  // cannot happen under the catalog lock
+      const ItemState* item = it->second.get();
+      if (item == self) continue;
+      // The lock and the model's header (its vectors and evidence span two lines).
+      PrefetchLineForWrite(&item->mu);
+      PrefetchLine(&item->model.weights);
+      PrefetchLine(&item->model.evidence);
+      out.emplace_back(item, n.similarity);
+    }
+    return out;
   }
 
   // The parameter blend of the item's neighbours and its cluster model, with the same
@@ -1958,17 +1966,9 @@ class EngineImpl final : public Engine {
     }
     std::vector<const ItemState*> neighbours;
     std::vector<BlendCandidate> candidates;
-    neighbours.reserve(k);
-    candidates.reserve(k);
-    for (const auto& n : found) {
-      if (neighbours.size() == k) break;
-      auto it = by_label_.find(n.label);
-      if (it == by_label_.end()) continue;  // cannot happen under the catalog lock
-      const ItemState* other = it->second.get();
-      if (other == &item) continue;
-      PrefetchItem(*other);
+    for (const auto& [other, similarity] : ResolveNeighbours(found, &item, k)) {
       neighbours.push_back(other);
-      candidates.push_back({n.similarity, 0});
+      candidates.push_back({similarity, 0});
     }
     // As in ReadNeighbours: the neighbours' models are cold, so all of them start loading
     // before the first is blended (22 to 16 us per blend in joins at 100k items).

@@ -81,6 +81,7 @@
 #endif
 #include <fcntl.h>
 #include <hnswlib/hnswlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -121,6 +122,33 @@ constexpr size_t kMinGraphCapacity = 64;
 // large partition's memory unused; each growth copies the level-0 block under the exclusive
 // lock, and 1.25x keeps that amortized to four copies of a partition's size.
 size_t GrownCapacity(size_t capacity) { return std::max(capacity + capacity / 4, capacity + 1024); }
+
+// Asks the kernel to back a large graph's level-0 block (every element's vector and links)
+// with transparent huge pages. A graph walk reads elements scattered over the whole block,
+// so with 4 kB pages nearly every step also misses the TLB (a 1M-item graph at D = 256 spans
+// 300,000 pages; a 2 MB page covers 1,700 elements). A hint: without THP (or with it set
+// to "never") nothing changes. Blocks under kHugePageMinBytes are left alone, since the
+// block's last huge page is allocated whole once touched (at most 2 MB per graph, under 3%
+// of a block this size). hnswlib allocates the block lazily (malloc, pages touched as
+// elements are added), so advice given right after construction or a resize applies to
+// the pages touched afterwards. Two raw indexes of 250k items built and searched in
+// alternation in one process: inserts 6% faster, searches 8% faster at p50 and 7% at p99
+// (docs/performance.md).
+void AdviseHugePages(const hnswlib::HierarchicalNSW<float>& graph) {
+#if defined(MADV_HUGEPAGE)
+  constexpr size_t kHugePageMinBytes = size_t{64} << 20;
+  constexpr uintptr_t kHugePage = uintptr_t{2} << 20;
+  const size_t bytes = graph.max_elements_ * graph.size_data_per_element_;
+  if (bytes < kHugePageMinBytes) return;
+  const auto begin = reinterpret_cast<uintptr_t>(graph.data_level0_memory_);
+  const uintptr_t first = (begin + kHugePage - 1) & ~(kHugePage - 1);
+  const uintptr_t last = (begin + bytes) & ~(kHugePage - 1);
+  // Errors (EINVAL without THP support) leave the block as it was, which is fine.
+  if (last > first) (void)madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+#else
+  (void)graph;
+#endif
+}
 
 // updatePoint's updateNeighborProbability: the share of the element's old neighbours whose
 // own links are recomputed. 1 is what hnswlib's addPoint and 0.7's replace_deleted use. Measured
@@ -763,6 +791,7 @@ class FlatHnswPartition final : public Partition {
     const size_t ef_construction = static_cast<size_t>(std::max(options_.hnsw_ef_construction, 1));
     auto graph = std::make_unique<Graph>(&space_, std::max(kMinGraphCapacity, GrownCapacity(n)), m,
                                          ef_construction);
+    AdviseHugePages(*graph);
     graph->setEf(static_cast<size_t>(std::max(options_.hnsw_ef_search, 1)));
     for (size_t i = 0; i < n; ++i) graph->addPoint(FlatData(i), slot_labels_[i]);
     graph_ = std::move(graph);
@@ -800,6 +829,7 @@ class FlatHnswPartition final : public Partition {
     }
     if (graph_->cur_element_count >= graph_->max_elements_) {
       graph_->resizeIndex(GrownCapacity(graph_->max_elements_));
+      AdviseHugePages(*graph_);
     }
     graph_->addPoint(stored, label);
   }
@@ -934,6 +964,7 @@ class FlatHnswPartition final : public Partition {
         std::make_unique<Graph>(&space_, static_cast<size_t>(max_elements), want_m,
                                 static_cast<size_t>(std::max(options_.hnsw_ef_construction, 1)));
     Graph& g = *graph;
+    AdviseHugePages(g);
     const size_t sdpe = g.size_data_per_element_;
     const size_t spe = g.size_links_per_element_;
     if (sdpe != expect_sdpe || g.offsetData_ != link0_bytes) {
@@ -1219,7 +1250,11 @@ struct RawHnsw::Impl {
         index(kernel == RawHnsw::Kernel::kHnswlib
                   ? static_cast<hnswlib::SpaceInterface<float>*>(&packaged)
                   : static_cast<hnswlib::SpaceInterface<float>*>(&own),
-              capacity, static_cast<size_t>(m), static_cast<size_t>(ef_construction)) {}
+              capacity, static_cast<size_t>(m), static_cast<size_t>(ef_construction)) {
+    // The same memory advice as partitions, so that a comparison still isolates what the
+    // engine adds around the same graph code.
+    if (kernel == RawHnsw::Kernel::kDynspec) AdviseHugePages(index);
+  }
   hnswlib::InnerProductSpace packaged;
   DotSpace own;
   hnswlib::HierarchicalNSW<float> index;
