@@ -326,40 +326,45 @@ int main(int argc, char** argv) {
   int repeat = 3;
   std::vector<size_t> restart = {100000};
   for (int i = 1; i + 1 < argc; i += 2) {
-    std::string a = argv[i], v = argv[i + 1];
-    if (a == "--dir") {
-      dir = v;
-    } else if (a == "--items") {
-      items = std::stoul(v);
-    } else if (a == "--sync-ops") {
-      sync_ops = std::stoul(v);
-    } else if (a == "--ops") {
-      ops = std::stoul(v);
-    } else if (a == "--repeat") {
-      repeat = std::max(1, std::stoi(v));
-    } else if (a == "--exact-max") {
-      g_exact_max = std::stoul(v);
-    } else if (a == "--ef-construction") {
-      g_ef_construction = std::stoi(v);
-    } else if (a == "--shadow-rate") {
-      g_shadow_rate = std::stod(v);
-      if (!(g_shadow_rate >= 0 && g_shadow_rate <= 1)) {
-        std::fprintf(stderr, "--shadow-rate %s: expected a rate in [0, 1]\n", v.c_str());
+    try {
+      std::string a = argv[i], v = argv[i + 1];
+      if (a == "--dir") {
+        dir = v;
+      } else if (a == "--items") {
+        items = std::stoul(v);
+      } else if (a == "--sync-ops") {
+        sync_ops = std::stoul(v);
+      } else if (a == "--ops") {
+        ops = std::stoul(v);
+      } else if (a == "--repeat") {
+        repeat = std::max(1, std::stoi(v));
+      } else if (a == "--exact-max") {
+        g_exact_max = std::stoul(v);
+      } else if (a == "--ef-construction") {
+        g_ef_construction = std::stoi(v);
+      } else if (a == "--shadow-rate") {
+        g_shadow_rate = std::stod(v);
+        if (!(g_shadow_rate >= 0 && g_shadow_rate <= 1)) {
+          std::fprintf(stderr, "--shadow-rate %s: expected a rate in [0, 1]\n", v.c_str());
+          return 2;
+        }
+      } else if (a == "--engine-max") {
+        engine_max = std::stoul(v);
+      } else if (a == "--dim") {
+        dim = std::stoi(v);
+      } else if (a == "--restart") {
+        restart.clear();
+        std::stringstream ss(v);
+        std::string n;
+        while (std::getline(ss, n, ',')) {
+          if (!n.empty() && n != "0") restart.push_back(std::stoul(n));
+        }
+      } else {
+        std::fprintf(stderr, "unknown flag %s\n", a.c_str());
         return 2;
       }
-    } else if (a == "--engine-max") {
-      engine_max = std::stoul(v);
-    } else if (a == "--dim") {
-      dim = std::stoi(v);
-    } else if (a == "--restart") {
-      restart.clear();
-      std::stringstream ss(v);
-      std::string n;
-      while (std::getline(ss, n, ',')) {
-        if (!n.empty() && n != "0") restart.push_back(std::stoul(n));
-      }
-    } else {
-      std::fprintf(stderr, "unknown flag %s\n", a.c_str());
+    } catch (const std::exception&) {  // std::stoul and friends on a value that is no number
+      std::fprintf(stderr, "%s %s: not a number\n", argv[i], argv[i + 1]);
       return 2;
     }
   }
