@@ -20,10 +20,10 @@
 #include <cstring>
 #include <fstream>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "bench_flags.h"
 #include "cluster/hierarchical.h"
 #include "cluster/kmeans_euclid.h"
 
@@ -76,16 +76,6 @@ std::vector<std::vector<float>> MakeProfiles(size_t n, int dim, uint64_t seed) {
   for (size_t i = 0; i < n; ++i) {
     const auto& c = centres[rng() % centres.size()];
     for (int d = 0; d < dim; ++d) out[i][d] = c[d] + g(rng);
-  }
-  return out;
-}
-
-std::vector<size_t> ParseList(const char* s) {
-  std::vector<size_t> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    if (!item.empty()) out.push_back(std::stoul(item));
   }
   return out;
 }
@@ -160,27 +150,40 @@ void RunTwoStage(size_t n, size_t groups, size_t k, int dim) {
 
 }  // namespace
 
+constexpr char kUsage[] =
+    "bench_cluster [--exact 1000,20000] [--single 1000,20000] [--two-stage 200000]\n"
+    "              [--groups 2000] [--k 50] [--dim 16]\n";
+
 int main(int argc, char** argv) {
   std::vector<size_t> exact = {1000, 20000}, single = {1000, 20000}, two_stage = {200000};
   size_t groups = 2000, k = 50;
   int dim = 16;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--exact")) {
-      exact = ParseList(argv[i + 1]);
-    } else if (!std::strcmp(argv[i], "--single")) {
-      single = ParseList(argv[i + 1]);
-    } else if (!std::strcmp(argv[i], "--two-stage")) {
-      two_stage = ParseList(argv[i + 1]);
-    } else if (!std::strcmp(argv[i], "--groups")) {
-      groups = std::stoul(argv[i + 1]);
-    } else if (!std::strcmp(argv[i], "--k")) {
-      k = std::stoul(argv[i + 1]);
-    } else if (!std::strcmp(argv[i], "--dim")) {
-      dim = std::stoi(argv[i + 1]);
+  using namespace dynspec::bench;
+  ParseFlags(argc, argv, kUsage, [&](const std::string& a, const std::string& v) {
+    if (a == "--exact") {
+      exact = FlagCountList(v);
+    } else if (a == "--single") {
+      single = FlagCountList(v);
+    } else if (a == "--two-stage") {
+      two_stage = FlagCountList(v);
+    } else if (a == "--groups") {
+      groups = FlagCount(v);
+    } else if (a == "--k") {
+      k = FlagCount(v);
+    } else if (a == "--dim") {
+      dim = FlagInt(v);
     } else {
-      std::fprintf(stderr, "unknown flag %s\n", argv[i]);
-      return 2;
+      return false;
     }
+    return true;
+  });
+  bool sizes_ok = true;
+  for (const auto* list : {&exact, &single, &two_stage}) {
+    for (size_t n : *list) sizes_ok = sizes_ok && n >= 1;
+  }
+  if (dim < 1 || groups < 1 || groups > (1u << 30) || k < 1 || !sizes_ok) {
+    FlagError("out of range: --dim, --k and every size must be >= 1, --groups in [1, 2^30]",
+              kUsage);
   }
   std::printf("dimension %d; single-threaded; peak RSS per run\n", dim);
   for (size_t n : exact) RunExact(Linkage::kAverage, n, dim);

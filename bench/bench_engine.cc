@@ -7,11 +7,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "bench_flags.h"
 #include "bench_util.h"
 #include "dynspec/engine.h"
 #include "index/raw_hnsw.h"
@@ -21,22 +21,27 @@ using dynspec::bench::MakeVectors;
 using dynspec::bench::Percentile;
 using dynspec::bench::Seconds;
 
+constexpr char kUsage[] = "bench_engine [--items N] [--dim D] [--k K] [--queries Q]\n";
+
 int main(int argc, char** argv) {
   size_t items = 100000, queries = 2000;
   int dim = 256, k = 16;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--items"))
-      items = std::stoul(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--dim"))
-      dim = std::stoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--k"))
-      k = std::stoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--queries"))
-      queries = std::stoul(argv[i + 1]);
-    else {
-      std::fprintf(stderr, "unknown flag %s\n", argv[i]);
-      return 2;
-    }
+  using namespace dynspec::bench;
+  ParseFlags(argc, argv, kUsage, [&](const std::string& a, const std::string& v) {
+    if (a == "--items")
+      items = FlagCount(v);
+    else if (a == "--dim")
+      dim = FlagInt(v);
+    else if (a == "--k")
+      k = FlagInt(v);
+    else if (a == "--queries")
+      queries = FlagCount(v);
+    else
+      return false;
+    return true;
+  });
+  if (items < 1 || dim < 1 || k < 1 || queries < 1) {
+    FlagError("out of range: --items, --dim, --k and --queries must be >= 1", kUsage);
   }
   std::printf("workload: %zu items, D=%d, k=%d, %zu queries, one provider cluster\n", items, dim, k,
               queries);

@@ -11,13 +11,14 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <cstring>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <regex>
 #include <string>
 
+#include "bench_flags.h"
 #include "bench_util.h"
 #include "dynspec/engine.h"
 #include "server/http_server.h"
@@ -89,23 +90,29 @@ void WriteScript(const std::string& path, const std::string& route, const std::s
 
 }  // namespace
 
+constexpr char kUsage[] = "bench_http [--items N] [--seconds S] [--connections C] [--wrk PATH]\n";
+
 int main(int argc, char** argv) {
   size_t items = 100000;
   int seconds = 10, connections = 16;
   std::string wrk = "wrk";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--items")) {
-      items = std::stoul(argv[i + 1]);
-    } else if (!std::strcmp(argv[i], "--seconds")) {
-      seconds = std::stoi(argv[i + 1]);
-    } else if (!std::strcmp(argv[i], "--connections")) {
-      connections = std::stoi(argv[i + 1]);
-    } else if (!std::strcmp(argv[i], "--wrk")) {
-      wrk = argv[i + 1];
+  using namespace dynspec::bench;
+  ParseFlags(argc, argv, kUsage, [&](const std::string& a, const std::string& v) {
+    if (a == "--items") {
+      items = FlagCount(v);
+    } else if (a == "--seconds") {
+      seconds = FlagInt(v);
+    } else if (a == "--connections") {
+      connections = FlagInt(v);
+    } else if (a == "--wrk") {
+      wrk = v;
     } else {
-      std::fprintf(stderr, "unknown flag %s\n", argv[i]);
-      return 2;
+      return false;
     }
+    return true;
+  });
+  if (items < 1 || seconds < 1 || connections < 1) {
+    FlagError("out of range: --items, --seconds and --connections must be >= 1", kUsage);
   }
   if (std::system((wrk + " --version >/dev/null 2>&1").c_str()) == -1) return 2;
   const int dim = 256;

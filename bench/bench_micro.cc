@@ -65,8 +65,8 @@ BENCHMARK(BM_DotF16);
 void BM_RawSearchKernel(benchmark::State& state) {
   constexpr size_t kItems = 20000;
   static const auto vectors = dynspec::bench::MakeVectors(kItems, 256, 5);
-  const auto kernel = state.range(0) == 0 ? dynspec::RawHnsw::Kernel::kHnswlib
-                                          : dynspec::RawHnsw::Kernel::kDynspec;
+  const auto kernel =
+      state.range(0) == 0 ? dynspec::RawHnsw::Kernel::kHnswlib : dynspec::RawHnsw::Kernel::kDynspec;
   dynspec::RawHnsw raw(256, kItems, 16, 40, kernel);
   for (size_t i = 0; i < kItems; ++i) raw.Add(vectors[i].data(), i);
   raw.SetEf(64);

@@ -52,6 +52,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_flags.h"
 #include "bench_util.h"
 #include "dynspec/engine.h"
 #include "dynspec/store.h"
@@ -100,44 +101,49 @@ void Check(const dynspec::Status& st, const char* what) {
   if (!st.ok()) Die(std::string(what) + ": " + st.ToString());
 }
 
+constexpr char kUsage[] =
+    "bench_scale [--items N] [--dim D] [--k 16] [--queries 2000] [--feedback 200000]\n"
+    "            [--ef-construction 200] [--storage float32|float16] [--mixed-seconds 5]\n"
+    "            [--dir DIR] [--markdown FILE] [--summary FILE]\n";
+
 Flags Parse(int argc, char** argv) {
+  using namespace dynspec::bench;
   Flags f;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (i + 1 >= argc) Die("flag " + a + " needs a value");
-    const std::string v = argv[++i];
-    try {
-      if (a == "--items")
-        f.spec.items = std::stoul(v);
-      else if (a == "--dim")
-        f.spec.dim = std::stoi(v);
-      else if (a == "--k")
-        f.k = std::stoi(v);
-      else if (a == "--queries")
-        f.queries = std::stoul(v);
-      else if (a == "--feedback")
-        f.feedback = std::stoul(v);
-      else if (a == "--ef-construction")
-        f.ef_construction = std::stoi(v);
-      else if (a == "--mixed-seconds")
-        f.mixed_seconds = std::stod(v);
-      else if (a == "--markdown")
-        f.markdown = v;
-      else if (a == "--dir")
-        f.dir = v;
-      else if (a == "--summary")
-        f.summary = v;
-      else if (a == "--storage") {
-        if (v != "float32" && v != "float16") Die("--storage is float32 or float16");
-        f.float16 = v == "float16";
-      } else {
-        Die("unknown flag " + a);
-      }
-    } catch (const std::exception&) {
-      Die("bad value for " + a + ": " + v);
+  ParseFlags(argc, argv, kUsage, [&](const std::string& a, const std::string& v) {
+    if (a == "--items")
+      f.spec.items = FlagCount(v);
+    else if (a == "--dim")
+      f.spec.dim = FlagInt(v);
+    else if (a == "--k")
+      f.k = FlagInt(v);
+    else if (a == "--queries")
+      f.queries = FlagCount(v);
+    else if (a == "--feedback")
+      f.feedback = FlagCount(v);
+    else if (a == "--ef-construction")
+      f.ef_construction = FlagInt(v);
+    else if (a == "--mixed-seconds")
+      f.mixed_seconds = FlagDouble(v);
+    else if (a == "--markdown")
+      f.markdown = v;
+    else if (a == "--dir")
+      f.dir = v;
+    else if (a == "--summary")
+      f.summary = v;
+    else if (a == "--storage") {
+      if (v != "float32" && v != "float16") throw std::invalid_argument(v);
+      f.float16 = v == "float16";
+    } else {
+      return false;
     }
-  }
-  if (f.spec.items < 100 || f.spec.dim < 8 || f.k < 1 || f.queries < 1) Die("sizes too small");
+    return true;
+  });
+  if (f.spec.items < 100 || f.spec.dim < 8 || f.k < 1 || f.queries < 1 || f.ef_construction < 1 ||
+      !(f.mixed_seconds > 0))
+    FlagError(
+        "out of range: --items >= 100, --dim >= 8, --k, --queries and --ef-construction >= 1, "
+        "--mixed-seconds > 0",
+        kUsage);
   return f;
 }
 

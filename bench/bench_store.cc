@@ -34,10 +34,10 @@
 #include <cstring>
 #include <filesystem>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "bench_flags.h"
 #include "dynspec/engine.h"
 #include "dynspec/store.h"
 #include "store/rocks_store.h"
@@ -329,6 +329,11 @@ void Restart(const std::string& dir, size_t n, int dim, size_t engine_max) {
 
 }  // namespace
 
+constexpr char kUsage[] =
+    "bench_store [--dir DIR] [--items 1000] [--sync-ops 2000] [--ops 20000]\n"
+    "            [--restart 100000,300000] [--engine-max 100000] [--exact-max N] [--dim 256]\n"
+    "            [--repeat 3] [--ef-construction N] [--shadow-rate R]\n";
+
 int main(int argc, char** argv) {
   std::string dir;
   size_t items = 1000, sync_ops = 2000, ops = 20000;
@@ -336,48 +341,44 @@ int main(int argc, char** argv) {
   size_t engine_max = 100000;  // Engine::Open is timed only up to this many items
   int repeat = 3;
   std::vector<size_t> restart = {100000};
-  for (int i = 1; i + 1 < argc; i += 2) {
-    try {
-      std::string a = argv[i], v = argv[i + 1];
-      if (a == "--dir") {
-        dir = v;
-      } else if (a == "--items") {
-        items = std::stoul(v);
-      } else if (a == "--sync-ops") {
-        sync_ops = std::stoul(v);
-      } else if (a == "--ops") {
-        ops = std::stoul(v);
-      } else if (a == "--repeat") {
-        repeat = std::max(1, std::stoi(v));
-      } else if (a == "--exact-max") {
-        g_exact_max = std::stoul(v);
-      } else if (a == "--ef-construction") {
-        g_ef_construction = std::stoi(v);
-      } else if (a == "--shadow-rate") {
-        g_shadow_rate = std::stod(v);
-        if (!(g_shadow_rate >= 0 && g_shadow_rate <= 1)) {
-          std::fprintf(stderr, "--shadow-rate %s: expected a rate in [0, 1]\n", v.c_str());
-          return 2;
-        }
-      } else if (a == "--engine-max") {
-        engine_max = std::stoul(v);
-      } else if (a == "--dim") {
-        dim = std::stoi(v);
-      } else if (a == "--restart") {
-        restart.clear();
-        std::stringstream ss(v);
-        std::string n;
-        while (std::getline(ss, n, ',')) {
-          if (!n.empty() && n != "0") restart.push_back(std::stoul(n));
-        }
-      } else {
-        std::fprintf(stderr, "unknown flag %s\n", a.c_str());
-        return 2;
+  using namespace dynspec::bench;
+  ParseFlags(argc, argv, kUsage, [&](const std::string& a, const std::string& v) {
+    if (a == "--dir") {
+      dir = v;
+    } else if (a == "--items") {
+      items = FlagCount(v);
+    } else if (a == "--sync-ops") {
+      sync_ops = FlagCount(v);
+    } else if (a == "--ops") {
+      ops = FlagCount(v);
+    } else if (a == "--repeat") {
+      repeat = FlagInt(v);
+    } else if (a == "--exact-max") {
+      g_exact_max = FlagCount(v);
+    } else if (a == "--ef-construction") {
+      g_ef_construction = FlagInt(v);
+    } else if (a == "--shadow-rate") {
+      g_shadow_rate = FlagDouble(v);
+      if (!(g_shadow_rate >= 0 && g_shadow_rate <= 1)) throw std::out_of_range(v);
+    } else if (a == "--engine-max") {
+      engine_max = FlagCount(v);
+    } else if (a == "--dim") {
+      dim = FlagInt(v);
+    } else if (a == "--restart") {
+      restart.clear();
+      for (size_t n : FlagCountList(v)) {
+        if (n != 0) restart.push_back(n);
       }
-    } catch (const std::exception&) {  // std::stoul and friends on a value that is no number
-      std::fprintf(stderr, "%s %s: not a number\n", argv[i], argv[i + 1]);
-      return 2;
+    } else {
+      return false;
     }
+    return true;
+  });
+  if (items < 1 || ops < 1 || sync_ops < 1 || dim < 1 || repeat < 1 || g_ef_construction < 0) {
+    FlagError(
+        "out of range: --items, --ops, --sync-ops, --dim and --repeat must be >= 1, "
+        "--ef-construction >= 0",
+        kUsage);
   }
   if (dir.empty())
     dir = (fs::temp_directory_path() / ("bench-store-" + std::to_string(getpid()))).string();

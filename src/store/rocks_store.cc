@@ -764,7 +764,7 @@ class RocksStore final : public Store {
     // (the marker, LoadAll, upgrades), so the memtable is written, never searched: a vector
     // memtable appends each entry and sorts once when it is flushed, where the default
     // skip list pays an ordered insert per key. A commit of one feedback event (three keys,
-    // 4.3 kB) took 22 us of CPU instead of 28 (docs/storage.md). Reads stay correct: an
+    // 4.3 kB) took 22-23 us of CPU instead of 26-29 (docs/storage.md). Reads stay correct: an
     // iterator sorts a copy. Only the skip list takes concurrent memtable writes, so the
     // write group's leader applies a group's batches one after another.
     o.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
