@@ -138,8 +138,9 @@ size_t GrownCapacity(size_t capacity) { return std::max(capacity + capacity / 4,
 // block this large with mremap, which splits huge pages unless old and new addresses share
 // their 2 MB alignment. A 300k-item partition had 26 to 88 MB of its 250 to 312 MB block in
 // huge pages while a raw index built at full capacity had all of it. MADV_COLLAPSE (Linux
-// 6.1) copies the touched pages into huge pages at once, at about the cost of copying the
-// block, which the 1.25x growth amortizes as it does realloc's own copies.
+// 6.1) copies the touched pages into huge pages at once: 119 ms for 250 MB, under the
+// exclusive lock, so readers of a growing partition stall that long once per growth (the
+// 1.25x growth keeps the total at about four copies of the final block).
 void AdviseHugePages(const hnswlib::HierarchicalNSW<float>& graph, bool collapse = false) {
 #if defined(MADV_HUGEPAGE)
   constexpr size_t kHugePageMinBytes = size_t{64} << 20;
