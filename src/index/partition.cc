@@ -134,13 +134,31 @@ size_t GrownCapacity(size_t capacity) { return std::max(capacity + capacity / 4,
 // touched afterwards. Two raw indexes of 250k items built and searched in alternation in one
 // process: inserts 6% faster, searches 8% faster at p50 and 7% at p99 (docs/performance.md).
 //
-// A growing graph also needs `collapse`. resizeIndex reallocs the block, and glibc moves a
-// block this large with mremap, which splits huge pages unless old and new addresses share
-// their 2 MB alignment. A 300k-item partition had 26 to 88 MB of its 250 to 312 MB block in
-// huge pages while a raw index built at full capacity had all of it. MADV_COLLAPSE (Linux
-// 6.1) copies the touched pages into huge pages at once: 119 ms for 250 MB, under the
-// exclusive lock, so readers of a growing partition stall that long once per growth (the
-// 1.25x growth keeps the total at about four copies of the final block).
+// A growing graph also needs `collapse`. Advising only the block's 2 MB-aligned middle
+// splits its mapping, so when resizeIndex reallocs the block, glibc's mremap fails (EFAULT:
+// the range spans several mappings; checked with strace) and realloc copies the block into
+// a fresh, unadvised mapping of 4 kB pages. A 300k-item partition had 26 to 88 MB of its
+// 200 to 394 MB block in huge pages, while a raw index built at full capacity had all of it.
+// MADV_COLLAPSE (Linux 6.1) copies the touched pages into huge pages at once: 119 ms for
+// 250 MB, under the exclusive lock, on top of realloc's copy, so readers of a growing
+// partition stall that long once per growth (the 1.25x growth keeps the total at about four
+// copies of the final block). Allocating the grown block 2 MB-aligned and advised before
+// the copy would save both the second copy and the stall; hnswlib's resizeIndex does not
+// allow it. The collapse ignores the system's THP mode, so it is asked for only when that
+// mode is not "never".
+#if defined(__linux__)
+// Whether the kernel's transparent huge page mode (always, madvise or never) is other than
+// "never"; false when it cannot be read (no THP support).
+bool TransparentHugePagesEnabled() {
+  std::FILE* f = std::fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+  if (f == nullptr) return false;
+  char line[128] = {};
+  const bool read = std::fgets(line, sizeof line, f) != nullptr;
+  std::fclose(f);
+  return read && std::strstr(line, "[never]") == nullptr && std::strchr(line, '[') != nullptr;
+}
+#endif
+
 void AdviseHugePages(const hnswlib::HierarchicalNSW<float>& graph, bool collapse = false) {
 #if defined(MADV_HUGEPAGE)
   constexpr size_t kHugePageMinBytes = size_t{64} << 20;
@@ -153,16 +171,21 @@ void AdviseHugePages(const hnswlib::HierarchicalNSW<float>& graph, bool collapse
   if (last <= first) return;
   // Errors (EINVAL without THP support or on kernels before MADV_COLLAPSE) leave the block
   // as it was, which is fine: these are hints.
-  (void)madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+  const bool advised = madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE) == 0;
 #if defined(__linux__)
-  // The value from Linux's asm-generic/mman-common.h; Debian 12's glibc headers predate it.
-  constexpr int kMadviseCollapse = 25;
+#if defined(MADV_COLLAPSE)
+  constexpr int kMadviseCollapse = MADV_COLLAPSE;
+#else
+  constexpr int kMadviseCollapse = 25;  // Linux's value; Debian 12's glibc headers predate it
+#endif
   // Only up to the touched part: collapsing allocates every huge page of the range.
   const uintptr_t used =
       (begin + graph.cur_element_count * graph.size_data_per_element_) & ~(kHugePage - 1);
-  if (collapse && used > first) {
+  if (collapse && advised && used > first && TransparentHugePagesEnabled()) {
     (void)madvise(reinterpret_cast<void*>(first), used - first, kMadviseCollapse);
   }
+#else
+  (void)advised;
 #endif
 #else
   (void)graph;
