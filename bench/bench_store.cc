@@ -23,7 +23,6 @@
 // DIR (default: a new directory under the system temp dir) is removed at the end; it must
 // be on the disk to measure (not tmpfs).
 #include <rocksdb/db.h>
-#include <rocksdb/memtablerep.h>
 #include <rocksdb/write_batch.h>
 #include <unistd.h>
 
@@ -157,10 +156,7 @@ double RawRate(const std::string& dir, const Sizes& sizes, size_t ops, bool sync
                bool vector_memtable = false) {
   rocksdb::Options o;
   o.create_if_missing = true;
-  if (vector_memtable) {
-    o.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
-    o.allow_concurrent_memtable_write = false;
-  }
+  if (vector_memtable) dynspec::store_format::UseWriteOnlyMemtable(&o);
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(o, dir, &raw);
   if (!s.ok()) {

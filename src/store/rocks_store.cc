@@ -666,6 +666,18 @@ Status DecodeMeta(std::string_view key, std::string_view value, std::string* out
   return Status::Ok();
 }
 
+// The engine keeps its whole state in memory and reads the store only while it opens (the
+// marker, LoadAll, upgrades), so the memtable is written, never searched: a vector memtable
+// appends each entry and sorts once when it is flushed, where the default skip list pays an
+// ordered insert per key. A commit of one feedback event (three keys, 4.3 kB) took 22-23 us
+// of CPU instead of 26-29 (docs/storage.md). Reads stay correct: an iterator sorts a copy.
+// Only the skip list takes concurrent memtable writes, so the write group's leader applies
+// a group's batches one after another.
+void UseWriteOnlyMemtable(rocksdb::Options* options) {
+  options->memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
+  options->allow_concurrent_memtable_write = false;
+}
+
 }  // namespace store_format
 
 namespace {
@@ -760,15 +772,7 @@ class RocksStore final : public Store {
     o.manual_wal_flush = false;  // every Write reaches the OS before it returns
     o.keep_log_file_num = 4;
     o.max_log_file_size = 16 << 20;
-    // The engine keeps its whole state in memory and reads the store only while it opens
-    // (the marker, LoadAll, upgrades), so the memtable is written, never searched: a vector
-    // memtable appends each entry and sorts once when it is flushed, where the default
-    // skip list pays an ordered insert per key. A commit of one feedback event (three keys,
-    // 4.3 kB) took 22-23 us of CPU instead of 26-29 (docs/storage.md). Reads stay correct: an
-    // iterator sorts a copy. Only the skip list takes concurrent memtable writes, so the
-    // write group's leader applies a group's batches one after another.
-    o.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
-    o.allow_concurrent_memtable_write = false;
+    sf::UseWriteOnlyMemtable(&o);
     rocksdb::DB* raw = nullptr;
     rocksdb::Status s = rocksdb::DB::Open(o, dir_, &raw);
     if (!s.ok()) {

@@ -73,7 +73,16 @@
 #include "dynspec/status.h"
 #include "dynspec/store.h"
 
+namespace rocksdb {
+struct Options;
+}
+
 namespace dynspec::store_format {
+
+// Sets the memtable of the durable store on `options`: a vector memtable, since the store
+// is written and never searched once it has opened (docs/storage.md, The memtable).
+// bench_store's raw row "the store's memtable" applies it too, so it measures this choice.
+void UseWriteOnlyMemtable(rocksdb::Options* options);
 
 // The layout of the whole directory (key set, prefixes, marker). Stored under kMarkerKey.
 // Version 2 added the decision records (d/), version 3 the loss rows (l/) and re-clustering
