@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "index/partition.h"
+#include "index/raw_hnsw.h"
 #include "test_util.h"
 
 namespace dynspec {
@@ -369,6 +370,48 @@ TEST(PartitionModeSwitch, BuildDropRebuild) {
   grow_to(120, 1000);  // graph again
   EXPECT_GE(CheckSearches(*p, ref, queries, 5, /*exact=*/false), 0.9);
   EXPECT_EQ(p->size(), 120u);
+}
+
+// A graph grows in steps of 1.25x by moving its element block to a larger mapping (mremap,
+// or a copy where that fails), and from 64 MB on asks for huge pages for it. Every element
+// must come through the moves intact: its vector, its links and its label. A raw hnswlib
+// index sized in advance, fed the same vectors in the same order with the same settings,
+// builds the same graph without ever moving it, so both must return the same neighbours.
+// D = 2048 makes the block pass 64 MB at about 8,000 items.
+TEST(PartitionGrowth, ElementsSurviveEveryGrowthIntoHugePages) {
+  constexpr int kWideDim = 2048;
+  constexpr size_t kItems = 9000;
+  std::mt19937_64 rng(21);
+  IndexOptions o;
+  o.exact_search_max_items = 64;
+  o.hnsw_ef_construction = 16;
+  auto p = NewPartition(kWideDim, o);
+  RawHnsw raw(kWideDim, kItems, o.hnsw_m, o.hnsw_ef_construction);
+  raw.SetEf(o.hnsw_ef_search);
+  std::vector<Vec> vectors;
+  size_t last_bytes = p->MemoryBytes(), growths = 0;
+  for (size_t i = 0; i < kItems; ++i) {
+    vectors.push_back(RandomUnit(kWideDim, rng));
+    ASSERT_TRUE(p->Add(1000 + i, vectors.back()).ok()) << "item " << i;
+    raw.Add(vectors.back().data(), 1000 + i);
+    if (p->MemoryBytes() > last_bytes + (size_t{1} << 20)) ++growths;
+    last_bytes = p->MemoryBytes();
+  }
+  EXPECT_GE(growths, 7u);  // 1,088 elements up to about 10,000 in 1.25x steps
+  EXPECT_GT(p->MemoryBytes(), size_t{64} << 20);
+  ASSERT_EQ(p->size(), kItems);
+  for (size_t i = 0; i < kItems; ++i) {
+    auto v = p->GetVector(1000 + i);
+    ASSERT_TRUE(v.ok()) << "item " << i << ": " << v.status().ToString();
+    ASSERT_EQ(*v, vectors[i]) << "item " << i << " changed in a growth";
+    if (i % 10 != 0) continue;
+    auto res = p->Search(vectors[i], 10);
+    ASSERT_TRUE(res.ok());
+    std::set<uint64_t> got, want;
+    for (const Neighbour& n : *res) got.insert(n.label);
+    for (uint64_t label : raw.Search(vectors[i].data(), 10)) want.insert(label);
+    ASSERT_EQ(got, want) << "neighbours of item " << i;
+  }
 }
 
 TEST_P(PartitionTest, ErrorsChangeNothing) {

@@ -47,7 +47,8 @@
 //   replace_deleted does: relabel it in label_lookup_ and in the element's label field, unmark
 //   it, updatePoint. Graph memory is bounded by the peak live size. See kUpdateNeighbourShare
 //   for what an update costs.
-// - Capacity grows by 1.25x with resizeIndex (writers hold the lock exclusively).
+// - Capacity grows by 1.25x (GrowGraph, our version of resizeIndex; writers hold the lock
+//   exclusively).
 // - searchKnn is const and safe for concurrent readers while no writer runs (it takes only the
 //   visited-list pool's mutex); ef is a member, so it is set once when the graph is built,
 //   never per query.
@@ -92,6 +93,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <filesystem>
@@ -123,29 +125,18 @@ constexpr size_t kMinGraphCapacity = 64;
 // lock, and 1.25x keeps that amortized to four copies of a partition's size.
 size_t GrownCapacity(size_t capacity) { return std::max(capacity + capacity / 4, capacity + 1024); }
 
-// Asks the kernel to back a large graph's level-0 block (every element's vector and links)
-// with transparent huge pages. A graph walk reads elements scattered over the whole block,
-// so with 4 kB pages nearly every step also misses the TLB (a 1M-item graph at D = 256 spans
-// 300,000 pages; a 2 MB page covers 1,700 elements). A hint: without THP (or with it set
-// to "never") nothing changes. Blocks under kHugePageMinBytes are left alone, since the
+// Graph level-0 blocks (every element's vector and links) of at least this size are backed
+// by transparent huge pages. A graph walk reads elements scattered over the whole block, so
+// with 4 kB pages nearly every step also misses the TLB (a 1M-item graph at D = 256 spans
+// 300,000 pages; a 2 MB page covers 1,700 elements). Smaller blocks are left alone, since a
 // block's last huge page is allocated whole once touched (at most 2 MB per graph, under 3%
-// of a block this size). hnswlib allocates the block lazily (malloc, pages touched as
-// elements are added), so advice given right after construction applies to the pages
-// touched afterwards. Two raw indexes of 250k items built and searched in alternation in one
-// process: inserts 6% faster, searches 8% faster at p50 and 7% at p99 (docs/performance.md).
-//
-// A growing graph also needs `collapse`. Advising only the block's 2 MB-aligned middle
-// splits its mapping, so when resizeIndex reallocs the block, glibc's mremap fails (EFAULT:
-// the range spans several mappings; checked with strace) and realloc copies the block into
-// a fresh, unadvised mapping of 4 kB pages. A 300k-item partition had 26 to 88 MB of its
-// 200 to 394 MB block in huge pages, while a raw index built at full capacity had all of it.
-// MADV_COLLAPSE (Linux 6.1) copies the touched pages into huge pages at once: 119 ms for
-// 250 MB, under the exclusive lock, on top of realloc's copy, so readers of a growing
-// partition stall that long once per growth (the 1.25x growth keeps the total at about four
-// copies of the final block). Allocating the grown block 2 MB-aligned and advised before
-// the copy would save both the second copy and the stall; hnswlib's resizeIndex does not
-// allow it. The collapse ignores the system's THP mode, so it is asked for only when that
-// mode is not "never".
+// of a block this size). Two raw indexes of 250k items built and searched in alternation in
+// one process: inserts 6% faster, searches 8% faster at p50 and 7% at p99
+// (docs/performance.md). All of it is a hint: without THP, or with it set to "never",
+// nothing changes.
+constexpr size_t kHugePageMinBytes = size_t{64} << 20;
+constexpr size_t kHugePageBytes = size_t{2} << 20;
+
 #if defined(__linux__)
 // Whether the kernel's transparent huge page mode (always, madvise or never) is other than
 // "never"; false when it cannot be read (no THP support).
@@ -159,38 +150,157 @@ bool TransparentHugePagesEnabled() {
 }
 #endif
 
-void AdviseHugePages(const hnswlib::HierarchicalNSW<float>& graph, bool collapse = false) {
+// Advises the 2 MB-aligned middle of a block hnswlib allocated itself (its constructor
+// mallocs it; the pages are touched as elements are added, so advice given right after
+// construction applies to them). Only for the raw baseline, which is built at full
+// capacity and never grows; partitions map their blocks themselves (below).
+void AdviseHugePages(const hnswlib::HierarchicalNSW<float>& graph) {
 #if defined(MADV_HUGEPAGE)
-  constexpr size_t kHugePageMinBytes = size_t{64} << 20;
-  constexpr uintptr_t kHugePage = uintptr_t{2} << 20;
   const size_t bytes = graph.max_elements_ * graph.size_data_per_element_;
   if (bytes < kHugePageMinBytes) return;
   const auto begin = reinterpret_cast<uintptr_t>(graph.data_level0_memory_);
-  const uintptr_t first = (begin + kHugePage - 1) & ~(kHugePage - 1);
-  const uintptr_t last = (begin + bytes) & ~(kHugePage - 1);
-  if (last <= first) return;
-  // Errors (EINVAL without THP support or on kernels before MADV_COLLAPSE) leave the block
-  // as it was, which is fine: these are hints.
-  const bool advised = madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE) == 0;
+  const uintptr_t first = (begin + kHugePageBytes - 1) & ~(kHugePageBytes - 1);
+  const uintptr_t last = (begin + bytes) & ~(kHugePageBytes - 1);
+  // An error (EINVAL without THP support) leaves the block as it was.
+  if (last > first) (void)madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+#else
+  (void)graph;
+#endif
+}
+
+// A partition's level-0 block is an anonymous mapping of its own, 2 MB-aligned and a whole
+// number of 2 MB long, instead of hnswlib's malloc'd one, so that it can grow without a
+// copy and keep its huge pages. hnswlib grows its block with realloc; glibc's realloc of a
+// large block is an mremap to wherever the kernel finds room, which splits every huge page
+// the block had (the new address is not 2 MB-aligned). Worse, advising only a malloc'd
+// block's aligned middle splits its mapping, so that mremap fails (EFAULT: the range spans
+// several mappings; checked with strace) and realloc copies the block into fresh 4 kB pages:
+// a 300k-item partition had 26 to 88 MB of its 200 to 394 MB block in huge pages where a raw
+// index built at full capacity had all of it. Measured alternatives, per growth of a
+// partition of 180k items (D = 256): realloc and then MADV_COLLAPSE into huge pages, 278 ms;
+// a new aligned block advised before the copy, 443 ms (its faults allocate and zero huge
+// pages one by one); mremap to a 2 MB-aligned address, which moves the page tables, huge
+// pages included, without touching the data: see docs/performance.md, "Huge pages for large
+// graphs". Growth holds the partition's exclusive lock, so this is how long predictions on
+// it wait.
+size_t LevelZeroMappedBytes(const Graph& graph) {
+  const size_t bytes = std::max<size_t>(graph.max_elements_ * graph.size_data_per_element_, 1);
+  return (bytes + kHugePageBytes - 1) & ~(kHugePageBytes - 1);
+}
+
+// Maps `bytes` (a multiple of 2 MB) of zeroed memory at a 2 MB-aligned address.
+char* MapAligned(size_t bytes) {
+  const size_t span = bytes + kHugePageBytes;
+  void* p = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  const auto begin = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t aligned = (begin + kHugePageBytes - 1) & ~(kHugePageBytes - 1);
+  if (aligned > begin) munmap(p, aligned - begin);
+  const uintptr_t tail = aligned + bytes;
+  if (begin + span > tail) munmap(reinterpret_cast<void*>(tail), begin + span - tail);
+  return reinterpret_cast<char*>(aligned);
+}
+
+// Asks for huge pages for a whole level-0 mapping of at least kHugePageMinBytes (a hint;
+// EINVAL without THP support leaves it as it was). `touched` bytes were written before the
+// advice: those are collapsed into huge pages at once (MADV_COLLAPSE, Linux 6.1), which
+// happens once per partition, when its block first reaches the threshold (about 20 ms at
+// 52 MB); pages touched later fault in as huge pages. The collapse ignores the system's THP
+// mode, so it is asked for only when that mode is not "never".
+void AdviseMapping(char* block, size_t bytes, size_t touched) {
+#if defined(MADV_HUGEPAGE)
+  if (bytes < kHugePageMinBytes) return;
+  if (madvise(block, bytes, MADV_HUGEPAGE) != 0) return;
 #if defined(__linux__)
 #if defined(MADV_COLLAPSE)
   constexpr int kMadviseCollapse = MADV_COLLAPSE;
 #else
   constexpr int kMadviseCollapse = 25;  // Linux's value; Debian 12's glibc headers predate it
 #endif
-  // Only up to the touched part: collapsing allocates every huge page of the range.
-  const uintptr_t used =
-      (begin + graph.cur_element_count * graph.size_data_per_element_) & ~(kHugePage - 1);
-  if (collapse && advised && used > first && TransparentHugePagesEnabled()) {
-    (void)madvise(reinterpret_cast<void*>(first), used - first, kMadviseCollapse);
+  const size_t whole = touched & ~(kHugePageBytes - 1);
+  if (whole > 0 && TransparentHugePagesEnabled()) (void)madvise(block, whole, kMadviseCollapse);
+#else
+  (void)touched;
+#endif
+#else
+  (void)block;
+  (void)bytes;
+  (void)touched;
+#endif
+}
+
+// Frees a partition's graph: its level-0 mapping here, the rest in hnswlib's destructor.
+struct GraphDeleter {
+  void operator()(Graph* graph) const noexcept {
+    if (graph == nullptr) return;
+    munmap(graph->data_level0_memory_, LevelZeroMappedBytes(*graph));
+    graph->data_level0_memory_ = nullptr;  // hnswlib's destructor frees it: free(nullptr)
+    delete graph;
   }
+};
+using GraphPtr = std::unique_ptr<Graph, GraphDeleter>;
+
+// An empty graph with the given settings whose level-0 block is a mapping of its own.
+GraphPtr NewGraph(hnswlib::SpaceInterface<float>* space, size_t capacity, size_t m,
+                  size_t ef_construction) {
+  auto graph = std::make_unique<Graph>(space, capacity, m, ef_construction);
+  char* block = MapAligned(LevelZeroMappedBytes(*graph));
+  // The malloc'd block was never written (hnswlib writes elements as they are added).
+  std::free(graph->data_level0_memory_);
+  graph->data_level0_memory_ = block;
+  AdviseMapping(block, LevelZeroMappedBytes(*graph), 0);
+  return GraphPtr(graph.release());
+}
+
+struct FreeDeleter {
+  void operator()(void* p) const noexcept { std::free(p); }
+};
+
+// Grows `graph` to `capacity` elements: the steps of hnswlib's resizeIndex (a new visited
+// list pool, per-element locks and levels, the upper-layer pointer array at the new size),
+// with the level-0 mapping moved (mremap) to a 2 MB-aligned address of the new size
+// instead of realloc'd; see LevelZeroMappedBytes for why. Where the move fails (or there
+// is no mremap), the block is copied into a new mapping. Everything that can fail happens
+// before the graph changes, so an exception leaves it as it was.
+void GrowGraph(Graph& graph, size_t capacity) {
+  if (capacity < graph.cur_element_count) {
+    throw std::runtime_error("cannot shrink a graph below its element count");
+  }
+  const size_t used = graph.cur_element_count;
+  const size_t old_bytes = LevelZeroMappedBytes(graph);
+  const size_t new_bytes =
+      (std::max<size_t>(capacity * graph.size_data_per_element_, 1) + kHugePageBytes - 1) &
+      ~(kHugePageBytes - 1);
+  std::unique_ptr<char*, FreeDeleter> links(
+      static_cast<char**>(std::malloc(sizeof(char*) * capacity)));
+  if (links == nullptr) throw std::bad_alloc();
+  auto pool = std::make_unique<hnswlib::VisitedListPool>(1, static_cast<int>(capacity));
+  std::vector<std::mutex> locks(capacity);
+  graph.element_levels_.resize(capacity);
+  char* block = MapAligned(new_bytes);  // the last step that can throw
+#if defined(__linux__)
+  // Replaces the mapping just made at `block` (MREMAP_FIXED) with the old one's pages.
+  const bool moved = mremap(graph.data_level0_memory_, old_bytes, new_bytes,
+                            MREMAP_MAYMOVE | MREMAP_FIXED, block) != MAP_FAILED;
 #else
-  (void)advised;
+  constexpr bool moved = false;
 #endif
-#else
-  (void)graph;
-  (void)collapse;
-#endif
+  if (!moved) {
+    std::memcpy(block, graph.data_level0_memory_, used * graph.size_data_per_element_);
+    munmap(graph.data_level0_memory_, old_bytes);
+  }
+  graph.data_level0_memory_ = block;
+  AdviseMapping(block, new_bytes,
+                old_bytes < kHugePageMinBytes ? used * graph.size_data_per_element_ : 0);
+  // Entries of level-0-only elements were never set (hnswlib reads them only for elements
+  // with upper layers); they are copied as realloc would.
+  std::memcpy(links.get(), graph.linkLists_, sizeof(char*) * used);
+  std::free(graph.linkLists_);
+  graph.linkLists_ = links.release();
+  delete graph.visited_list_pool_;
+  graph.visited_list_pool_ = pool.release();
+  graph.link_list_locks_.swap(locks);
+  graph.max_elements_ = capacity;
 }
 
 // updatePoint's updateNeighborProbability: the share of the element's old neighbours whose
@@ -832,9 +942,8 @@ class FlatHnswPartition final : public Partition {
     const size_t n = slot_labels_.size();
     const size_t m = static_cast<size_t>(std::clamp(options_.hnsw_m, 2, 10000));
     const size_t ef_construction = static_cast<size_t>(std::max(options_.hnsw_ef_construction, 1));
-    auto graph = std::make_unique<Graph>(&space_, std::max(kMinGraphCapacity, GrownCapacity(n)), m,
-                                         ef_construction);
-    AdviseHugePages(*graph);
+    GraphPtr graph =
+        NewGraph(&space_, std::max(kMinGraphCapacity, GrownCapacity(n)), m, ef_construction);
     graph->setEf(static_cast<size_t>(std::max(options_.hnsw_ef_search, 1)));
     for (size_t i = 0; i < n; ++i) graph->addPoint(FlatData(i), slot_labels_[i]);
     graph_ = std::move(graph);
@@ -871,8 +980,7 @@ class FlatHnswPartition final : public Partition {
       return;
     }
     if (graph_->cur_element_count >= graph_->max_elements_) {
-      graph_->resizeIndex(GrownCapacity(graph_->max_elements_));
-      AdviseHugePages(*graph_, /*collapse=*/true);
+      GrowGraph(*graph_, GrownCapacity(graph_->max_elements_));
     }
     graph_->addPoint(stored, label);
   }
@@ -1003,11 +1111,9 @@ class FlatHnswPartition final : public Partition {
     const char* level0 = nullptr;
     DYNSPEC_RETURN_IF_ERROR(r.Span(cur, expect_sdpe, &level0, "graph level 0"));
     // The graph with the same settings: its sizes are what the file must contain.
-    auto graph =
-        std::make_unique<Graph>(&space_, static_cast<size_t>(max_elements), want_m,
-                                static_cast<size_t>(std::max(options_.hnsw_ef_construction, 1)));
+    GraphPtr graph = NewGraph(&space_, static_cast<size_t>(max_elements), want_m,
+                              static_cast<size_t>(std::max(options_.hnsw_ef_construction, 1)));
     Graph& g = *graph;
-    AdviseHugePages(g);
     const size_t sdpe = g.size_data_per_element_;
     const size_t spe = g.size_links_per_element_;
     if (sdpe != expect_sdpe || g.offsetData_ != link0_bytes) {
@@ -1160,7 +1266,7 @@ class FlatHnswPartition final : public Partition {
   std::vector<char> flat_;             // exact mode: slot-major stored vectors; graph mode: empty
   std::vector<uint64_t> slot_labels_;  // slot -> label
   std::unordered_map<uint64_t, size_t> slot_of_;  // label -> slot
-  std::unique_ptr<Graph> graph_;                  // null in exact mode
+  GraphPtr graph_;                                // null in exact mode
   // Labels marked deleted in graph_ (and not in the partition) -> their graph element.
   // An ordered map: the element a new label takes over is the one of the smallest removed
   // label, whatever order the removals came in or the map was rebuilt from a snapshot, so
