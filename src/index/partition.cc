@@ -183,9 +183,12 @@ void AdviseHugePages(const hnswlib::HierarchicalNSW<float>& graph) {
 // pages included, without touching the data: see docs/performance.md, "Huge pages for large
 // graphs". Growth holds the partition's exclusive lock, so this is how long predictions on
 // it wait.
-size_t LevelZeroMappedBytes(const Graph& graph) {
-  const size_t bytes = std::max<size_t>(graph.max_elements_ * graph.size_data_per_element_, 1);
+size_t LevelZeroMappedBytes(const Graph& graph, size_t capacity) {
+  const size_t bytes = std::max<size_t>(capacity * graph.size_data_per_element_, 1);
   return (bytes + kHugePageBytes - 1) & ~(kHugePageBytes - 1);
+}
+size_t LevelZeroMappedBytes(const Graph& graph) {
+  return LevelZeroMappedBytes(graph, graph.max_elements_);
 }
 
 // Maps `bytes` (a multiple of 2 MB) of zeroed memory at a 2 MB-aligned address.
@@ -268,9 +271,7 @@ void GrowGraph(Graph& graph, size_t capacity) {
   }
   const size_t used = graph.cur_element_count;
   const size_t old_bytes = LevelZeroMappedBytes(graph);
-  const size_t new_bytes =
-      (std::max<size_t>(capacity * graph.size_data_per_element_, 1) + kHugePageBytes - 1) &
-      ~(kHugePageBytes - 1);
+  const size_t new_bytes = LevelZeroMappedBytes(graph, capacity);
   std::unique_ptr<char*, FreeDeleter> links(
       static_cast<char**>(std::malloc(sizeof(char*) * capacity)));
   if (links == nullptr) throw std::bad_alloc();
