@@ -158,6 +158,17 @@ std::unique_ptr<Engine> EngineWithServedMusic() {
   return engine;
 }
 
+// m2's model is the same in both engines, bit for bit.
+void ExpectSameModelOfM2(const Engine& a, const Engine& b) {
+  auto in_a = a.GetItem("m2");
+  auto in_b = b.GetItem("m2");
+  ASSERT_TRUE(in_a.ok() && in_b.ok());
+  EXPECT_EQ(in_a->served, in_b->served);
+  EXPECT_EQ(in_a->model.weights, in_b->model.weights);
+  EXPECT_EQ(in_a->model.sq_grad, in_b->model.sq_grad);
+  EXPECT_EQ(in_a->model.evidence, in_b->model.evidence);
+}
+
 TEST_F(EngineTest, FirstFeedbackLearnsFromThePredictionsNeighboursWithoutSearching) {
   std::unique_ptr<Engine> searched = EngineWithServedMusic();
   std::unique_ptr<Engine> reused = EngineWithServedMusic();
@@ -169,19 +180,36 @@ TEST_F(EngineTest, FirstFeedbackLearnsFromThePredictionsNeighboursWithoutSearchi
   EXPECT_EQ(searched->Stats().joins_reusing_prediction, 0u);
   EXPECT_EQ(reused->Stats().joins, 3u);
   EXPECT_EQ(reused->Stats().joins_reusing_prediction, 1u);
-  // Nothing changed between the prediction and the feedback, so the remembered neighbours
-  // are the ones a search finds: the same first model, bit for bit.
-  auto a = searched->GetItem("m2");
-  auto b = reused->GetItem("m2");
-  ASSERT_TRUE(a.ok() && b.ok());
-  EXPECT_TRUE(b->served);
-  EXPECT_EQ(a->model.weights, b->model.weights);
-  EXPECT_EQ(a->model.sq_grad, b->model.sq_grad);
-  EXPECT_EQ(a->model.evidence, b->model.evidence);
+  // Nothing changed between the prediction and the feedback, so the prediction blended the
+  // neighbours a search finds: the same first model, bit for bit.
+  ExpectSameModelOfM2(*searched, *reused);
   // Served items remember nothing: their later feedback never joins again.
   ASSERT_TRUE(reused->Predict({"m2"}).ok());
   ASSERT_TRUE(reused->Feedback(like).ok());
   EXPECT_EQ(reused->Stats().joins, 3u);
+}
+
+TEST_F(EngineTest, FirstFeedbackFineTunesTheModelItsPredictionUsed) {
+  // A neighbour learns between m2's prediction and m2's first feedback. The feedback starts
+  // from the blend that made the prediction (the seed's loop fine-tunes the blended model),
+  // so m2 ends as it would had it been fed back right when it was predicted.
+  std::unique_ptr<Engine> at_prediction = EngineWithServedMusic();
+  std::unique_ptr<Engine> later = EngineWithServedMusic();
+  const FeedbackEvent like{"", "m2", {}, {{"like", 1}}};
+  ASSERT_TRUE(at_prediction->Feedback(like).ok());
+  ASSERT_TRUE(later->Predict({"m2"}).ok());
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(later->Feedback({"", "m1", {}, {{"like", 0}}}).ok());
+  ASSERT_TRUE(later->Feedback(like).ok());
+  EXPECT_EQ(later->Stats().joins_reusing_prediction, 1u);
+  ExpectSameModelOfM2(*at_prediction, *later);
+  // The neighbour did change: a search now blends a different first model.
+  std::unique_ptr<Engine> searched = EngineWithServedMusic();
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(searched->Feedback({"", "m1", {}, {{"like", 0}}}).ok());
+  ASSERT_TRUE(searched->Feedback(like).ok());
+  auto now = searched->GetItem("m2");
+  auto then = later->GetItem("m2");
+  ASSERT_TRUE(now.ok() && then.ok());
+  EXPECT_NE(now->model.weights, then->model.weights);
 }
 
 TEST_F(EngineTest, FirstFeedbackReusesThePredictionAfterALittleGrowth) {
@@ -227,10 +255,7 @@ TEST_F(EngineTest, FirstFeedbackSearchesAgainAfterTheCatalogChanged) {
     ASSERT_TRUE(searched->Feedback(like).ok());
     ASSERT_TRUE(predicted->Feedback(like).ok());
     EXPECT_EQ(predicted->Stats().joins_reusing_prediction, 0u);
-    auto a = searched->GetItem("m2");
-    auto b = predicted->GetItem("m2");
-    ASSERT_TRUE(a.ok() && b.ok());
-    EXPECT_EQ(a->model.weights, b->model.weights);
+    ExpectSameModelOfM2(*searched, *predicted);
   }
 }
 

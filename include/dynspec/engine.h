@@ -64,9 +64,10 @@ class Engine {
   virtual Result<Prediction> Predict(const PredictRequest& request) const = 0;
   // Learns from one feedback event on a known item. On an item's first feedback its model
   // starts as the parameter blend of its neighbours and its cluster model, and the item
-  // joins its partition. The neighbours are those of the item's latest prediction when one
-  // was made in this process since the last removal, re-embedding or provider move (so the
-  // item learns from the model its prediction came from), else a new search.
+  // joins its partition. That blend is the one the item's latest prediction made, when one
+  // was made in this process since the last removal, re-embedding or provider move in its
+  // cluster and the partition has grown by at most 1% or k items since (so the item
+  // fine-tunes the model its prediction came from); else it is searched and blended anew.
   virtual Result<FeedbackResult> Feedback(const FeedbackEvent& event) = 0;
 
   // Scores every candidate by its expected reward, chooses a slate with the exploration

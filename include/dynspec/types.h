@@ -199,7 +199,7 @@ struct EngineStats {
   uint64_t clusters = 0;
   uint64_t feedback_events = 0;
   // Items that joined their partition on their first feedback (this process), and of those
-  // the joins that reused the neighbours of the item's latest prediction instead of
+  // the joins that started from the blend of the item's latest prediction instead of
   // searching again (see Engine::Feedback).
   uint64_t joins = 0;
   uint64_t joins_reusing_prediction = 0;

@@ -50,20 +50,23 @@
 namespace dynspec {
 namespace {
 
-// The neighbours an item's latest prediction blended, kept while the item is not served:
-// its first feedback then starts learning from the model that made that prediction (the
-// parameter blend of the same neighbours, read as they are now) without a second search,
-// which is about half the cost of joining a partition at scale (docs/performance.md).
-// Reused only while still what a search would find (EngineImpl::RememberedNeighbours): in
-// the same cluster, with no removal, re-embedding or provider move there since
-// (ClusterState::neighbour_generation), and the partition grown by at most 1% or k items (a
-// list misses about k * growth / size of the true neighbours among the newcomers). About
-// 16 bytes per neighbour, freed when the item joins.
-struct PredictedNeighbours {
+// The parameter blend of the neighbours (and cluster model) an item's latest prediction
+// used, kept while the item is not served: its first feedback fine-tunes the model that made
+// that prediction, as the seed's loop does, without searching again or reading the
+// neighbours' scattered models a second time. The prediction blends the parameters while
+// it holds each neighbour's model in cache for its outputs (about 1 us); a join reusing it
+// saves a search, or at least 16 cold model reads, which is most of the cost a join adds to
+// its HNSW insert (docs/performance.md). Reused only while its neighbours are still what a
+// search would find (EngineImpl::RememberedFirstModel): in the same cluster, with no
+// removal, re-embedding or provider move there since (ClusterState::neighbour_generation),
+// and the partition grown by at most 1% or k items (a list misses about k * growth / size of
+// the true neighbours among the newcomers). One model's weights (1,040 bytes at the default
+// width), freed when the item joins.
+struct PredictedFirstModel {
   ClusterId cluster = 0;
   uint64_t cluster_generation = 0;
-  size_t partition_size = 0;     // when the list was found
-  std::vector<Neighbour> found;  // best first, the item itself excluded, at most k
+  size_t partition_size = 0;   // when the neighbours were found
+  std::vector<float> weights;  // ParameterBlend's result; its other state starts fresh anyway
 };
 
 struct ItemState {
@@ -82,7 +85,7 @@ struct ItemState {
   uint64_t version = 0;
   ModelState model;
   // Guarded by mu; written by predictions (hence mutable), cleared when the item joins.
-  mutable std::optional<PredictedNeighbours> predicted;
+  mutable std::optional<PredictedFirstModel> predicted;
 };
 
 struct ProviderState {
@@ -644,8 +647,8 @@ class EngineImpl final : public Engine {
             ? LogPartitionChange(&batch, cs.id, PartitionOpRecord::Kind::kUpdate, item.label, v)
             : 0;
     DYNSPEC_RETURN_IF_ERROR(store_->Commit(batch).WithContext("storing item"));
-    item.predicted.reset();                            // found for the old vector
-    if (in_partition) ForgetRememberedNeighbours(cs);  // lists there hold its old similarity
+    item.predicted.reset();                             // found for the old vector
+    if (in_partition) ForgetRememberedFirstModels(cs);  // found it with its old similarity
     AddTo(ps.centroid_sum, old, -1);
     AddTo(cs.centroid_sum, old, -1);
     AddTo(ps.centroid_sum, v, +1);
@@ -677,7 +680,7 @@ class EngineImpl final : public Engine {
             ? LogPartitionChange(&batch, cs.id, PartitionOpRecord::Kind::kRemove, item->label, {})
             : 0;
     DYNSPEC_RETURN_IF_ERROR(store_->Commit(batch).WithContext("removing item"));
-    if (item->served) ForgetRememberedNeighbours(cs);  // lists there may name it
+    if (item->served) ForgetRememberedFirstModels(cs);  // may have blended it
     const std::vector<float> vector = Embedding(*item);
     if (item->served) {
       Status st = cs.partition->Remove(item->label, sequence);
@@ -694,15 +697,16 @@ class EngineImpl final : public Engine {
 
   Result<Prediction> Predict(const PredictRequest& request) const override {
     DYNSPEC_ASSIGN_OR_RETURN(const FeatureVector x, encoder_.Encode(request.context));
-    return PredictEncoded(request, x, /*remember_neighbours=*/true);
+    return PredictEncoded(request, x, /*remember_first_model=*/true);
   }
 
   // Predict with the request's context already encoded as `x` (request.context is not
   // read): ranking and PPO tuning predict many candidates in one context. With
-  // `remember_neighbours`, an unserved item keeps the neighbours found for its first
-  // feedback (PredictedNeighbours); PPO tuning's re-predictions of old decisions do not.
+  // `remember_first_model`, an unserved item keeps the parameter blend of this prediction for
+  // its first feedback (PredictedFirstModel); PPO tuning's re-predictions of old decisions do
+  // not.
   Result<Prediction> PredictEncoded(const PredictRequest& request, const FeatureVector& x,
-                                    bool remember_neighbours) const {
+                                    bool remember_first_model) const {
     std::vector<float> query_vector;
     if (request.inline_content) {
       if (!request.item_id.empty()) {
@@ -752,38 +756,44 @@ class EngineImpl final : public Engine {
     out.cluster = cluster->id;
 
     const size_t partition_size = cluster->partition->size();  // before the search
-    DYNSPEC_ASSIGN_OR_RETURN(std::vector<NeighbourView> neighbours,
-                             ReadNeighbours(*cluster, query, self, x));
-    // Self and cluster prior, each read under its own lock.
-    std::vector<double> self_out(layout_.heads.size(), 0.0);
-    double self_evidence = 0;
-    bool has_self = false;
-    if (self != nullptr) {
+    const uint64_t cluster_generation = cluster->neighbour_generation;
+    // An unserved item's first model, blended while each model is read for its outputs.
+    // Whether the item is served is checked again before the blend is kept.
+    std::optional<ParameterBlend> first_model;
+    if (self != nullptr && remember_first_model) {
       std::lock_guard item_lock(self->mu);
-      out.item_version = self->version;
-      if (remember_neighbours && !self->served) {
-        PredictedNeighbours& p = self->predicted.emplace();
-        p.cluster = cluster->id;
-        p.cluster_generation = cluster->neighbour_generation;
-        p.partition_size = partition_size;
-        p.found.reserve(neighbours.size());
-        // The similarities were found as floats: converting back is exact.
-        for (const auto& n : neighbours) {
-          p.found.push_back({n.item->label, static_cast<float>(n.similarity)});
-        }
-      }
-      if (IsInitialized(layout_, self->model) && self->model.evidence > 0) {
-        has_self = true;
-        self_evidence = self->model.evidence;
-        PredictHeads(layout_, self->model, x, self_out);
-      }
+      if (!self->served) first_model.emplace(layout_, options_.learn.adagrad_epsilon);
     }
+    ParameterBlend* const blend = first_model ? &*first_model : nullptr;
+    DYNSPEC_ASSIGN_OR_RETURN(std::vector<NeighbourView> neighbours,
+                             ReadNeighbours(*cluster, query, self, x, blend));
+    // Cluster prior and self, each read under its own lock.
     std::vector<double> cluster_out(layout_.heads.size(), 0.0);
     double cluster_evidence = 0;
     {
       std::lock_guard model_lock(cluster->model_mu);
       cluster_evidence = cluster->model.evidence;
       PredictHeads(layout_, cluster->model, x, cluster_out);
+      if (blend) AddClusterPrior(cluster->model, blend);
+    }
+    std::vector<double> self_out(layout_.heads.size(), 0.0);
+    double self_evidence = 0;
+    bool has_self = false;
+    if (self != nullptr) {
+      std::lock_guard item_lock(self->mu);
+      out.item_version = self->version;
+      if (blend && !self->served) {
+        PredictedFirstModel& p = self->predicted.emplace();
+        p.cluster = cluster->id;
+        p.cluster_generation = cluster_generation;
+        p.partition_size = partition_size;
+        p.weights = std::move(*first_model).Finish().weights;
+      }
+      if (IsInitialized(layout_, self->model) && self->model.evidence > 0) {
+        has_self = true;
+        self_evidence = self->model.evidence;
+        PredictHeads(layout_, self->model, x, self_out);
+      }
     }
 
     std::vector<BlendCandidate> candidates;
@@ -895,7 +905,7 @@ class EngineImpl final : public Engine {
     for (size_t i = 0; i < n; ++i) {
       PredictRequest pr;
       pr.item_id = request.candidates[i];
-      auto p = PredictEncoded(pr, x, /*remember_neighbours=*/true);
+      auto p = PredictEncoded(pr, x, /*remember_first_model=*/true);
       if (!p.ok()) return p.status().WithContext("candidates[" + std::to_string(i) + "]");
       record.scores.push_back(p->expected_reward);
       record.versions.push_back(p->item_version);
@@ -1099,8 +1109,8 @@ class EngineImpl final : public Engine {
     if (new_cluster) CreateCluster(target);
     ClusterState& from = *clusters_.at(ps.cluster);
     ClusterState& to = *clusters_.at(target);
-    ForgetRememberedNeighbours(from);  // lists there may name the items moving out
-    ForgetRememberedNeighbours(to);    // and lists there miss the items moving in
+    ForgetRememberedFirstModels(from);  // blends there may hold the items moving out
+    ForgetRememberedFirstModels(to);    // and blends there miss the items moving in
     for (uint64_t label : ps.items) {
       ItemState& item = *by_label_.at(label);
       std::lock_guard item_lock(item.mu);
@@ -1661,7 +1671,7 @@ class EngineImpl final : public Engine {
       for (const ItemId& id : d.candidates) {
         PredictRequest pr;
         pr.item_id = id;
-        auto p = PredictEncoded(pr, e.x, /*remember_neighbours=*/false);
+        auto p = PredictEncoded(pr, e.x, /*remember_first_model=*/false);
         if (!p.ok()) {  // removed since the decision
           usable = false;
           break;
@@ -1830,31 +1840,40 @@ class EngineImpl final : public Engine {
       slot = std::make_unique<ClusterState>();
       slot->id = id;
       slot->partition = NewPartition(embedder_->dim(), options_.index);
-      ForgetRememberedNeighbours(*slot);
+      ForgetRememberedFirstModels(*slot);
     }
     return *slot;
   }
 
-  // Invalidates every neighbour list remembered from `cs`'s partition (PredictedNeighbours).
+  // Invalidates every first model blended from `cs`'s partition (PredictedFirstModel).
   // Requires the exclusive catalog lock.
-  void ForgetRememberedNeighbours(ClusterState& cs) {
+  void ForgetRememberedFirstModels(ClusterState& cs) {
     cs.neighbour_generation = ++neighbour_generation_stamp_;
   }
 
-  // The neighbours `item`'s latest prediction found in `cluster`, if a search now would
-  // still find about the same (see PredictedNeighbours); nullopt otherwise. Requires the
-  // shared catalog lock and item.mu.
-  std::optional<std::vector<Neighbour>> RememberedNeighbours(const ItemState& item,
-                                                             const ClusterState& cluster) const {
-    if (!item.predicted) return std::nullopt;
-    const PredictedNeighbours& p = *item.predicted;
+  // The weights `item`'s latest prediction blended in `cluster`, if a search now would still
+  // find about the same neighbours (see PredictedFirstModel); null otherwise. Requires the
+  // shared catalog lock and item.mu; valid while item.mu is held.
+  const std::vector<float>* RememberedFirstModel(const ItemState& item,
+                                                 const ClusterState& cluster) const {
+    if (!item.predicted) return nullptr;
+    const PredictedFirstModel& p = *item.predicted;
     if (p.cluster != cluster.id || p.cluster_generation != cluster.neighbour_generation) {
-      return std::nullopt;
+      return nullptr;
     }
     const size_t allowed_growth =
         std::max(p.partition_size / 100, static_cast<size_t>(options_.blend.k));
-    if (cluster.partition->size() > p.partition_size + allowed_growth) return std::nullopt;
-    return p.found;
+    if (cluster.partition->size() > p.partition_size + allowed_growth) return nullptr;
+    return &p.weights;
+  }
+
+  // Adds a neighbour's model to a new item's first model with its unnormalized blend weight
+  // (NeighbourBlendWeight), and the cluster's model with its own. Require the model's lock.
+  void AddNeighbour(const ModelState& model, double similarity, ParameterBlend* blend) const {
+    blend->Add(model, NeighbourBlendWeight(options_.blend, {similarity, model.evidence}));
+  }
+  void AddClusterPrior(const ModelState& model, ParameterBlend* blend) const {
+    blend->Add(model, ClusterPriorBlendWeight(options_.blend, model.evidence));
   }
 
   // Requires the exclusive catalog lock.
@@ -1891,11 +1910,13 @@ class EngineImpl final : public Engine {
   }
 
   // Searches the cluster's partition and reads each neighbour's evidence and predictions
-  // under its own lock. `self` (may be null) is excluded. Requires the shared catalog lock.
+  // under its own lock. `self` (may be null) is excluded. With `first_model`, each neighbour's
+  // parameters are also added to it (AddNeighbour) while they are in cache. Requires the
+  // shared catalog lock.
   Result<std::vector<NeighbourView>> ReadNeighbours(const ClusterState& cluster,
                                                     std::span<const float> query,
-                                                    const ItemState* self,
-                                                    const FeatureVector& x) const {
+                                                    const ItemState* self, const FeatureVector& x,
+                                                    ParameterBlend* first_model = nullptr) const {
     const size_t k = static_cast<size_t>(options_.blend.k);
     DYNSPEC_ASSIGN_OR_RETURN(std::vector<Neighbour> found,
                              cluster.partition->Search(query, k + (self ? 1 : 0)));
@@ -1917,6 +1938,7 @@ class EngineImpl final : public Engine {
       std::lock_guard item_lock(view.item->mu);
       view.evidence = view.item->model.evidence;
       PredictHeads(layout_, view.item->model, x, view.outputs);
+      if (first_model) AddNeighbour(view.item->model, view.similarity, first_model);
     }
     return out;
   }
@@ -1943,55 +1965,47 @@ class EngineImpl final : public Engine {
     return out;
   }
 
-  // The parameter blend of the item's neighbours and its cluster model, with the same
-  // weights a prediction uses. Requires the shared catalog lock; takes item locks one at
-  // a time. Each model is read twice under its own lock, for its evidence (the weights
-  // need all of them) and then for its parameters, rather than copied: a model that learns
-  // in between lends its newer parameters with the weight of its older evidence.
-  // `reused_prediction` says whether the neighbours came from the item's latest prediction.
+  // A new item's first model: the parameter blend of its neighbours and its cluster model,
+  // with the weights a prediction gives them. That of its latest prediction where still valid
+  // (`reused_prediction`, see PredictedFirstModel); otherwise searched and blended now, the
+  // same way and in the same order as a prediction does, so both give the same bits when
+  // nothing changed in between. Requires the shared catalog lock; takes item locks one at a
+  // time.
   Status BlendInitialModel(const ClusterState& cluster, const ItemState& item, ModelState* out,
                            bool* reused_prediction) const {
-    const size_t k = static_cast<size_t>(options_.blend.k);
-    std::optional<std::vector<Neighbour>> remembered;
     {
       std::lock_guard item_lock(item.mu);
-      remembered = RememberedNeighbours(item, cluster);
+      const std::vector<float>* remembered = RememberedFirstModel(item, cluster);
+      *reused_prediction = remembered != nullptr;
+      if (remembered) {
+        InitModel(layout_, options_.learn.adagrad_epsilon, out);
+        if (remembered->size() != out->weights.size()) {  // cannot happen: one layout
+          return Status::Internal("a remembered first model has " +
+                                  std::to_string(remembered->size()) + " weights, the layout " +
+                                  std::to_string(out->weights.size()));
+        }
+        std::copy(remembered->begin(), remembered->end(), out->weights.begin());
+        return Status::Ok();
+      }
     }
-    *reused_prediction = remembered.has_value();
-    std::vector<Neighbour> found;
-    if (remembered) {
-      found = std::move(*remembered);
-    } else {
-      DYNSPEC_ASSIGN_OR_RETURN(found, cluster.partition->Search(Embedding(item), k + 1));
-    }
-    std::vector<const ItemState*> neighbours;
-    std::vector<BlendCandidate> candidates;
-    for (const auto& [other, similarity] : ResolveNeighbours(found, &item, k)) {
-      neighbours.push_back(other);
-      candidates.push_back({similarity, 0});
-    }
+    const size_t k = static_cast<size_t>(options_.blend.k);
+    DYNSPEC_ASSIGN_OR_RETURN(const std::vector<Neighbour> found,
+                             cluster.partition->Search(Embedding(item), k + 1));
+    const auto neighbours = ResolveNeighbours(found, &item, k);
     // As in ReadNeighbours: the neighbours' models are cold, so all of them start loading
     // before the first is blended (22 to 16 us per blend in joins at 100k items).
-    for (size_t i = 0; i < neighbours.size(); ++i) {
-      std::lock_guard other_lock(neighbours[i]->mu);
-      candidates[i].evidence = neighbours[i]->model.evidence;
-      PrefetchWeights(neighbours[i]->model);
+    for (const auto& [other, similarity] : neighbours) {
+      std::lock_guard other_lock(other->mu);
+      PrefetchWeights(other->model);
     }
-    double cluster_evidence;
-    {
-      std::lock_guard model_lock(cluster.model_mu);
-      cluster_evidence = cluster.model.evidence;
-    }
-    const BlendWeights w =
-        ComputeBlendWeights(options_.blend, false, 0, candidates, cluster_evidence);
     ParameterBlend blend(layout_, options_.learn.adagrad_epsilon);
-    for (size_t i = 0; i < neighbours.size(); ++i) {
-      std::lock_guard other_lock(neighbours[i]->mu);
-      blend.Add(neighbours[i]->model, w.neighbours[i]);
+    for (const auto& [other, similarity] : neighbours) {
+      std::lock_guard other_lock(other->mu);
+      AddNeighbour(other->model, similarity, &blend);
     }
     {
       std::lock_guard model_lock(cluster.model_mu);
-      blend.Add(cluster.model, w.cluster_prior);
+      AddClusterPrior(cluster.model, &blend);
     }
     *out = std::move(blend).Finish();
     return Status::Ok();
@@ -2168,7 +2182,7 @@ class EngineImpl final : public Engine {
   std::map<ProviderId, ProviderState> providers_;
   std::map<ClusterId, std::unique_ptr<ClusterState>> clusters_;
   uint64_t next_label_ = 0;
-  uint64_t neighbour_generation_stamp_ = 0;  // see ForgetRememberedNeighbours
+  uint64_t neighbour_generation_stamp_ = 0;  // see ForgetRememberedFirstModels
 
   // Event ids seen within event_id_retention_seconds (see ExpireEventIds).
   mutable std::mutex events_mu_;

@@ -12,21 +12,35 @@ bool BlendWeights::empty() const {
   return true;
 }
 
+namespace {
+
+// n / (n + evidence_half): how far a model's own evidence lets it be trusted.
+double Confidence(const BlendOptions& o, double evidence) {
+  return evidence > 0 ? evidence / (evidence + o.evidence_half) : 0.0;
+}
+
+}  // namespace
+
+double NeighbourBlendWeight(const BlendOptions& o, const BlendCandidate& c) {
+  if (c.similarity < o.min_similarity) return 0;
+  return std::exp((c.similarity - 1.0) / o.similarity_temperature) * Confidence(o, c.evidence);
+}
+
+double ClusterPriorBlendWeight(const BlendOptions& o, double cluster_evidence) {
+  return o.cluster_prior_weight * Confidence(o, cluster_evidence);
+}
+
 BlendWeights ComputeBlendWeights(const BlendOptions& o, bool has_self, double self_evidence,
                                  std::span<const BlendCandidate> neighbours,
                                  double cluster_evidence) {
   BlendWeights w;
   w.neighbours.assign(neighbours.size(), 0.0);
-  auto confidence = [&](double n) { return n > 0 ? n / (n + o.evidence_half) : 0.0; };
   double total = 0;
   for (size_t i = 0; i < neighbours.size(); ++i) {
-    const auto& c = neighbours[i];
-    if (c.similarity < o.min_similarity) continue;
-    w.neighbours[i] =
-        std::exp((c.similarity - 1.0) / o.similarity_temperature) * confidence(c.evidence);
+    w.neighbours[i] = NeighbourBlendWeight(o, neighbours[i]);
     total += w.neighbours[i];
   }
-  w.cluster_prior = o.cluster_prior_weight * confidence(cluster_evidence);
+  w.cluster_prior = ClusterPriorBlendWeight(o, cluster_evidence);
   total += w.cluster_prior;
 
   const double lambda =

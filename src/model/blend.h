@@ -40,6 +40,13 @@ BlendWeights ComputeBlendWeights(const BlendOptions& options, bool has_self, dou
                                  std::span<const BlendCandidate> neighbours,
                                  double cluster_evidence);
 
+// The unnormalized weights r_i and r_c of the formula above. Each depends only on its own
+// model's similarity and evidence, so a model without a self part (lambda = 0) can be
+// blended in one pass, each part weighted as it is read and the sum renormalized at the end
+// (ParameterBlend does).
+double NeighbourBlendWeight(const BlendOptions& options, const BlendCandidate& neighbour);
+double ClusterPriorBlendWeight(const BlendOptions& options, double cluster_evidence);
+
 // The parameter blend of several models, built one part at a time so that each part can be
 // read under its own lock without being copied (a new item's first model blends up to k
 // neighbours' models on the feedback path):
@@ -47,8 +54,9 @@ BlendWeights ComputeBlendWeights(const BlendOptions& options, bool has_self, dou
 //   for each part: { lock it; blend.Add(part, weight); }
 //   ModelState model = std::move(blend).Finish();
 // The result's weights are sum_j w_j * part_j.weights over the initialized parts with w_j > 0,
-// renormalized over those; AdaGrad state, counts and evidence start fresh. With no usable
-// part it is a fresh zero model.
+// renormalized over those (so the w_j need not sum to 1: NeighbourBlendWeight and
+// ClusterPriorBlendWeight give the parameter blend of a new item); AdaGrad state, counts and
+// evidence start fresh. With no usable part it is a fresh zero model.
 class ParameterBlend {
  public:
   ParameterBlend(const ModelLayout& layout, double adagrad_epsilon);
