@@ -22,17 +22,19 @@
 //   2. join: one feedback per item (learns, blends the item's first model from its
 //      neighbours, inserts it into the HNSW partition). In production an item's first
 //      feedback answers its first prediction, so 15 items in 16 are predicted first (off the
-//      join's clock; the join reuses the prediction's neighbours) and every 16th joins
+//      join's clock; the join fine-tunes the prediction's blend) and every 16th joins
 //      without one (a search of its own), timed apart. Predictions run 16 items ahead of
 //      the feedback: between an item's prediction and its join the engine serves 16 other
 //      predictions and joins, as a live server serves other requests in between, so the
 //      join does not find the item's neighbourhood in the CPU caches its prediction filled
 //      (and the partition grows by 16 = k items, within the engine's reuse rule). Raw
-//      baseline: hnswlib addPoint
-//      of the same vectors with the same settings into an index of its own (dynspec's
-//      kernel, so the ratio isolates the engine's work);
-//   3. memory: resident-set growth over phases 1-2 per item, against the raw bytes of a
-//      vector plus the item's model state;
+//      baseline: hnswlib addPoint of the same vectors with the same settings into an index
+//      of its own (dynspec's kernel, so the ratio isolates the engine's work), built
+//      alongside: after every 1,024 joins, the same 1,024 items, so that host drift falls
+//      on both clocks;
+//   3. memory: resident-set growth over phases 1-2 per item (less the raw index's growth,
+//      measured around its chunks), against the raw bytes of a vector plus the item's model
+//      state;
 //   4. feedback: --feedback events on popularity-drawn items with a user segment;
 //   5. predict: --queries predictions by item id against raw searchKnn(k + 1) on the same
 //      items, the two alternating; recall@k of the engine's neighbours and of the raw index
@@ -247,7 +249,44 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   // 2. join: first feedback per item, in catalog order; 15 in 16 after a prediction made
-  // kLookahead items earlier.
+  // kLookahead items earlier. Raw hnswlib builds its own index of the same vectors with the
+  // same settings alongside, kRawChunk items at a time after the engine's joins of the same
+  // items, so that both clocks run under the same host conditions: on these shared
+  // machines the speed of a core drifts by 20% from minute to minute, which sequential
+  // phases put straight into the ratio.
+  const double rss_before_raw = ResidentBytes();
+  dynspec::RawHnsw raw(dim, n, o.index.hnsw_m, o.index.hnsw_ef_construction);
+  raw.SetEf(o.index.hnsw_ef_search);
+  // Resident growth while raw runs (its constructor and its chunks); the engine's is the
+  // rest of the growth over phases 1 and 2.
+  double raw_index_bytes = ResidentBytes() - rss_before_raw;
+  // A join is a neighbour search (for the item's first model) plus an insert. Every 16th
+  // item the raw build also times searchKnn(k + 1) on the index as it stands, outside the
+  // addPoint clock, so the raw cost of a join (search + insert) is known too.
+  double raw_search_seconds = 0;
+  size_t raw_searches = 0;
+  double add_seconds = 0, slowest_add = 0;
+  size_t raw_added = 0;
+  auto raw_build_to = [&](size_t end) {
+    const double rss_before = ResidentBytes();
+    for (; raw_added < end; ++raw_added) {
+      const size_t i = raw_added;
+      if (i % 16 == 0 && i > 0) {
+        const auto a = Clock::now();
+        if (raw.Search(w.vector(i).data(), flags.k + 1).empty()) Die("raw search found nothing");
+        raw_search_seconds += Seconds(a, Clock::now());
+        ++raw_searches;
+      }
+      const auto a = Clock::now();
+      raw.Add(w.vector(i).data(), i);
+      const double took = Seconds(a, Clock::now());
+      add_seconds += took;
+      slowest_add = std::max(slowest_add, took);
+    }
+    raw_index_bytes += ResidentBytes() - rss_before;
+  };
+  constexpr size_t kRawChunk = 1024;
+
   constexpr size_t kLookahead = 16;
   std::mt19937_64 rng(2);
   std::vector<uint32_t> segments(n);
@@ -272,25 +311,32 @@ int main(int argc, char** argv) {
     (predicted(i) ? join_seconds : cold_join_seconds) += took;
     slowest_join = std::max(slowest_join, took);
     ++(predicted(i) ? joins : cold_joins);
+    if ((i + 1) % kRawChunk == 0 || i + 1 == n) raw_build_to(i + 1);
     if (Seconds(progress, Clock::now()) > 30) {
       progress = Clock::now();
-      std::printf("  join: %zu / %zu items, %.0f/s after a prediction, %.0f/s without\n", i + 1, n,
-                  joins / join_seconds, cold_joins / cold_join_seconds);
+      std::printf(
+          "  join: %zu / %zu items, %.0f/s after a prediction, %.0f/s without; raw addPoint "
+          "%.0f/s\n",
+          i + 1, n, joins / join_seconds, cold_joins / cold_join_seconds, raw_added / add_seconds);
       std::fflush(stdout);
     }
   }
   const double join_rate = joins / join_seconds;
   const double cold_join_rate = cold_joins > 0 ? cold_joins / cold_join_seconds : 0;
-  const double engine_bytes = ResidentBytes() - rss_start;
+  const double engine_bytes = ResidentBytes() - rss_start - raw_index_bytes;
   const dynspec::EngineStats join_stats = engine.Stats();
   if (join_stats.joins_reusing_prediction != joins) {
-    Die("expected " + std::to_string(joins) + " joins to reuse their prediction's neighbours, " +
+    Die("expected " + std::to_string(joins) + " joins to reuse their prediction's first model, " +
         std::to_string(join_stats.joins_reusing_prediction) + " did");
   }
   std::printf(
       "join (first feedback, HNSW insert): %.0f items/s after the item's prediction, %.0f items/s "
       "without one\n",
       join_rate, cold_join_rate);
+  const double raw_add_rate = n / add_seconds;
+  const double raw_join_rate = 1 / (add_seconds / n + raw_search_seconds / raw_searches);
+  std::printf("raw addPoint: %.0f items/s; raw searchKnn + addPoint: %.0f items/s\n", raw_add_rate,
+              raw_join_rate);
   std::fflush(stdout);
 
   const auto probe = Check(engine.GetItem(w.item_id(0)), "get item");
@@ -299,43 +345,6 @@ int main(int argc, char** argv) {
                              probe.model.head_counts.size() * sizeof(double);
   const double vector_bytes = dim * sizeof(float);
   const double raw_item_bytes = vector_bytes + model_bytes;
-
-  // Raw hnswlib, same settings, same vectors.
-  const double rss_before_raw = ResidentBytes();
-  dynspec::RawHnsw raw(dim, n, o.index.hnsw_m, o.index.hnsw_ef_construction);
-  raw.SetEf(o.index.hnsw_ef_search);
-  // A join is a neighbour search (for the item's first model) plus an insert. Every 16th
-  // item the raw build also times searchKnn(k + 1) on the index as it stands, outside the
-  // addPoint clock, so the raw cost of a join (search + insert) is known too.
-  double raw_search_seconds = 0;
-  size_t raw_searches = 0;
-  double add_seconds = 0, slowest_add = 0;
-  t0 = Clock::now();
-  progress = t0;
-  for (size_t i = 0; i < n; ++i) {
-    if (i % 16 == 0 && i > 0) {
-      const auto a = Clock::now();
-      if (raw.Search(w.vector(i).data(), flags.k + 1).empty()) Die("raw search found nothing");
-      raw_search_seconds += Seconds(a, Clock::now());
-      ++raw_searches;
-    }
-    const auto a = Clock::now();
-    raw.Add(w.vector(i).data(), i);
-    const double took = Seconds(a, Clock::now());
-    add_seconds += took;
-    slowest_add = std::max(slowest_add, took);
-    if (Seconds(progress, Clock::now()) > 30) {
-      progress = Clock::now();
-      std::printf("  raw addPoint: %zu / %zu, %.0f/s\n", i + 1, n, (i + 1) / Seconds(t0, progress));
-      std::fflush(stdout);
-    }
-  }
-  const double raw_add_rate = n / add_seconds;
-  const double raw_join_rate = 1 / (add_seconds / n + raw_search_seconds / raw_searches);
-  const double raw_index_bytes = ResidentBytes() - rss_before_raw;
-  std::printf("raw addPoint: %.0f items/s; raw searchKnn + addPoint: %.0f items/s\n", raw_add_rate,
-              raw_join_rate);
-  std::fflush(stdout);
 
   // 4. feedback on popularity-drawn items.
   Workload::ItemSampler sampler(w, 3);
