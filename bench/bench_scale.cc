@@ -279,8 +279,8 @@ int main(int argc, char** argv) {
     const bool serving = ((end - 1) / kRawChunk) % 4 == 3;
     for (; raw_added < end; ++raw_added) {
       const size_t i = raw_added;
-      if (serving && i + kLookahead < n) {
-        if (raw.Search(w.vector(i + kLookahead).data(), flags.k + 1).empty() && i > 0) {
+      if (serving && i + kLookahead < n) {  // serving chunks start at item 3,072
+        if (raw.Search(w.vector(i + kLookahead).data(), flags.k + 1).empty()) {
           Die("raw search found nothing");
         }
       } else if (!serving && i % 16 == 0 && i > 0) {
