@@ -88,7 +88,8 @@ constexpr char kSummaryHeader[] =
     "s\t"
     "feedback_per_s\tpredict_p50_ms\tpredict_p99_ms\traw_p50_ms\traw_p99_ms\t"
     "bytes_per_item\traw_bytes_per_item\traw_index_bytes_per_item\trecall_engine\t"
-    "recall_raw\tlog_loss\tentropy\tmixed_1_thread\tmixed_2_threads\tcold_join_per_s";
+    "recall_raw\tlog_loss\tentropy\tmixed_1_thread\tmixed_2_threads\tcold_join_per_s\t"
+    "first_round_per_s\tlinked_join_share";
 
 [[noreturn]] void Die(const std::string& what) {
   std::fprintf(stderr, "bench_scale: %s\n", what.c_str());
@@ -303,8 +304,17 @@ int main(int argc, char** argv) {
   std::vector<uint32_t> segments(n);
   for (auto& s : segments) s = static_cast<uint32_t>(rng() % w.spec().segments);
   auto predicted = [](size_t i) { return i % 16 != 15; };
+  // These predictions are of items not yet served: each also keeps the item's first model
+  // and its search's link candidates. Timed apart from the joins, for the cost of a new
+  // item's whole first round (prediction + join) against raw searchKnn + addPoint.
+  double new_item_predict_seconds = 0;
+  size_t new_item_predicts = 0;
   auto predict = [&](size_t i) {
-    if (i < n && predicted(i)) Check(engine.Predict(PredictFor(w, i, segments[i])), "prediction");
+    if (i >= n || !predicted(i)) return;
+    const auto a = Clock::now();
+    Check(engine.Predict(PredictFor(w, i, segments[i])), "prediction");
+    new_item_predict_seconds += Seconds(a, Clock::now());
+    ++new_item_predicts;
   };
   double join_seconds = 0, cold_join_seconds = 0;
   // The slowest joins, slowest first, with the item's place in the catalog (= the partition's
@@ -341,6 +351,10 @@ int main(int argc, char** argv) {
   }
   const double join_rate = joins / join_seconds;
   const double cold_join_rate = cold_joins > 0 ? cold_joins / cold_join_seconds : 0;
+  const double new_item_predict_ms = 1e3 * new_item_predict_seconds / new_item_predicts;
+  // A new item's prediction and its join, per item.
+  const double first_round_rate =
+      1 / (new_item_predict_seconds / new_item_predicts + 1 / join_rate);
   const double slowest_join = slowest_joins.front().first;
   std::printf("slowest joins:");
   for (const auto& [took, i] : slowest_joins) std::printf(" %.1f ms (item %zu)", took * 1e3, i);
@@ -351,17 +365,23 @@ int main(int argc, char** argv) {
     Die("expected " + std::to_string(joins) + " joins to reuse their prediction's first model, " +
         std::to_string(join_stats.joins_reusing_prediction) + " did");
   }
+  const double linked_share =
+      double(join_stats.joins_linked_among_candidates) / double(joins + cold_joins);
   std::printf(
       "join (first feedback, HNSW insert): %.0f items/s after the item's prediction, %.0f items/s "
-      "without one\n",
-      join_rate, cold_join_rate);
+      "without one; %.1f%% of the joins linked among their search's candidates\n",
+      join_rate, cold_join_rate, 100 * linked_share);
   const double raw_add_rate = plain_adds / add_seconds;
   const double raw_join_rate = 1 / (add_seconds / plain_adds + raw_search_seconds / raw_searches);
   const double serving_add_rate = serving_adds > 0 ? serving_adds / serving_add_seconds : 0;
+  const double raw_search_ms = 1e3 * raw_search_seconds / raw_searches;
   std::printf(
       "raw addPoint: %.0f items/s (%.0f/s with a search between adds); raw searchKnn + addPoint: "
       "%.0f items/s\n",
       raw_add_rate, serving_add_rate, raw_join_rate);
+  std::printf(
+      "a new item's prediction %.3f ms (raw searchKnn %.3f ms); prediction + join %.0f items/s\n",
+      new_item_predict_ms, raw_search_ms, first_round_rate);
   std::fflush(stdout);
 
   const auto probe = Check(engine.GetItem(w.item_id(0)), "get item");
@@ -510,6 +530,14 @@ int main(int argc, char** argv) {
       {"join without a prediction vs the raw work it contains", fmt("%.0f items/s", cold_join_rate),
        fmt("%.0f (searchKnn + addPoint)/s", raw_join_rate),
        fmt("%.2fx", cold_join_rate / raw_join_rate), "", ""},
+      {"joins whose insert linked among their search's candidates",
+       fmt("%.1f%%", 100 * linked_share), "", "", "", ""},
+      {"prediction of a new item (mean; keeps its first model and link candidates)",
+       fmt("%.3f ms", new_item_predict_ms), fmt("%.3f ms raw searchKnn (mean)", raw_search_ms),
+       fmt("%.2fx", new_item_predict_ms / raw_search_ms), "", ""},
+      {"a new item's prediction + its join vs raw searchKnn + addPoint",
+       fmt("%.0f items/s", first_round_rate), fmt("%.0f (searchKnn + addPoint)/s", raw_join_rate),
+       fmt("%.2fx", first_round_rate / raw_join_rate), "", ""},
       {"slowest single join (includes the partition's growths)", fmt("%.1f ms", slowest_join * 1e3),
        fmt("%.1f ms slowest addPoint (sized in advance)", slowest_add * 1e3), "", "", ""},
       {"feedback, durable store, group commit 10 ms (1 thread)",
@@ -545,7 +573,8 @@ int main(int argc, char** argv) {
         << '\t' << raw_join_rate << '\t' << feedback_rate << '\t' << ep50 << '\t' << ep99 << '\t'
         << rp50 << '\t' << rp99 << '\t' << engine_per_item << '\t' << raw_item_bytes << '\t'
         << raw_index_bytes / n << '\t' << engine_recall << '\t' << raw_recall << '\t' << log_loss
-        << '\t' << base_loss << '\t' << mixed1 << '\t' << mixed2 << '\t' << cold_join_rate << '\n';
+        << '\t' << base_loss << '\t' << mixed1 << '\t' << mixed2 << '\t' << cold_join_rate << '\t'
+        << first_round_rate << '\t' << linked_share << '\n';
     if (!out) Die("cannot write " + flags.summary);
   }
   if (!flags.markdown.empty()) {

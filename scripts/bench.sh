@@ -91,16 +91,19 @@ GEN="$(mktemp)"
   echo "growth over ingest and join per item; \"raw bytes\" is the item's vector plus its model"
   echo "state (weights, AdaGrad accumulators, head counts). A join is an item's first"
   echo "feedback (learn, insert, durable commit): after the item's prediction (15 items in 16;"
-  echo "the join reuses its neighbours) and without one (every 16th item: a search of its"
-  echo "own). The raw counterparts are addPoint, and searchKnn + addPoint, both timed inside"
-  echo "the raw build."
+  echo "the join reuses its first model and, where ef_construction <= ef_search, its search's"
+  echo "link candidates) and without one (every 16th item: a search of its own, whose"
+  echo "candidates the insert reuses likewise). \"Linked\" is the share of joins whose insert"
+  echo "linked among candidates. \"Predict + join\" is a new item's whole first round: its"
+  echo "prediction (timed apart) and its join. The raw counterparts are addPoint, and"
+  echo "searchKnn + addPoint, both timed inside the raw build."
   echo
-  echo "| items | D | storage | ef_c | predict p50 / p99 ms | raw p50 / p99 ms | p99 ratio | join/s after predict / without | addPoint/s | join / addPoint | join without / (searchKnn + addPoint) | bytes/item | raw bytes | memory ratio | recall@16 engine / raw | click log-loss (floor) |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| items | D | storage | ef_c | predict p50 / p99 ms | raw p50 / p99 ms | p99 ratio | join/s after predict / without | addPoint/s | join / addPoint | linked | predict + join / (searchKnn + addPoint) | join without / (searchKnn + addPoint) | bytes/item | raw bytes | memory ratio | recall@16 engine / raw | click log-loss (floor) |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   awk -F'\t' 'NR > 1 {
-    printf "| %d | %d | %s | %d | %.3f / %.3f | %.3f / %.3f | %.2fx | %.0f / %.0f | %.0f | %.2fx | %.2fx | %.0f | %.0f | %.2fx | %.4f / %.4f | %.4f (%.4f) |\n",
-      $1, $2, $3, $4, $10, $11, $12, $13, $11 / $13, $6, $23, $7, $6 / $7, $23 / $8, $14, $15,
-      $14 / $15, $17, $18, $19, $20
+    printf "| %d | %d | %s | %d | %.3f / %.3f | %.3f / %.3f | %.2fx | %.0f / %.0f | %.0f | %.2fx | %.0f%% | %.2fx | %.2fx | %.0f | %.0f | %.2fx | %.4f / %.4f | %.4f (%.4f) |\n",
+      $1, $2, $3, $4, $10, $11, $12, $13, $11 / $13, $6, $23, $7, $6 / $7, 100 * $25, $24 / $8,
+      $23 / $8, $14, $15, $14 / $15, $17, $18, $19, $20
   }' "$RESULTS/scale.tsv"
   echo
   echo "Mixed load (4 predictions to 1 feedback, popularity-drawn items), 1 and 2 threads:"

@@ -81,8 +81,17 @@ int RunIndexWorkload(const std::string& dir, const std::string& parts, const std
   }
   if (auto st = engine->SnapshotPartitions(); !st.ok()) return Fail("snapshot", st);
   // After the snapshot: every kind of partition change, all logged, none in the snapshot.
+  // Half the joins follow a prediction (their insert links among its search's candidates),
+  // half search for themselves.
   for (size_t n = ci::kSnapshotAfter; n < ci::kItems; ++n) {
+    if (n % 2 == 0) {
+      auto p = engine->Predict({ci::ItemId(n), std::nullopt, "", {}});
+      if (!p.ok()) return Fail("predict", p.status());
+    }
     if (auto st = feed(n); !st.ok()) return Fail("feedback", st);
+  }
+  if (engine->Stats().joins_linked_among_candidates == 0) {
+    return Fail("joins", dynspec::Status::Internal("no join linked among candidates"));
   }
   for (size_t n = 5; n < ci::kItems; n += 37) {
     auto st = engine->UpdateContent(ci::ItemId(n), {ci::Text(n + 500)});

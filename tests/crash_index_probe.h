@@ -18,6 +18,8 @@ inline EngineOptions Options(const std::string& partitions_dir) {
   o.embed.dim = 32;
   o.blend.k = 8;
   o.index.exact_search_max_items = 16;  // every cluster searches an HNSW graph
+  // At most ef_search: joins link among their search's candidates, logged for the replay.
+  o.index.hnsw_ef_construction = 32;
   o.partition_snapshot_dir = partitions_dir;
   o.partition_snapshot_interval_seconds = 0;  // only the explicit snapshot: it goes stale
   return o;

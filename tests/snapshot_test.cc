@@ -138,14 +138,18 @@ TEST(PartitionSnapshot, EmptyPartition) {
 // graph threshold, remove labels (whose elements later adds take over), update vectors and
 // re-add removed labels; hnswlib draws levels and relinks from its random generators, whose
 // state the snapshot carries.
+// Adds link among the candidates of a search for their vector, as joins do (with
+// ef_construction <= ef_search); the replay passes the same candidates.
 TEST(PartitionSnapshot, ReplayingTheChangesSinceASnapshotRebuildsTheSameGraph) {
   ScopedTempDir dir;
   IndexOptions o;
   o.exact_search_max_items = 64;
+  o.hnsw_ef_construction = 32;
   struct Change {
     int kind;  // 0 add, 1 update, 2 remove
     uint64_t label;
     std::vector<float> vector;
+    std::vector<uint64_t> link_candidates = {};  // adds: found just before, on `live`
   };
   std::mt19937_64 rng(29);
   for (size_t snapshot_at : {size_t{40}, size_t{150}}) {  // exact mode, graph mode
@@ -169,9 +173,12 @@ TEST(PartitionSnapshot, ReplayingTheChangesSinceASnapshotRebuildsTheSameGraph) {
     const std::string snap = dir.Sub("snap-" + std::to_string(snapshot_at) + ".part");
     std::vector<Change> replay;
     for (size_t i = 0; i < changes.size(); ++i) {
-      const Change& c = changes[i];
+      Change& c = changes[i];
       const uint64_t seq = i + 1;
-      Status st = c.kind == 0   ? live->Add(c.label, c.vector, seq)
+      if (c.kind == 0) {
+        ASSERT_TRUE(live->Search(c.vector, 4, &c.link_candidates).ok());
+      }
+      Status st = c.kind == 0   ? live->Add(c.label, c.vector, seq, c.link_candidates)
                   : c.kind == 1 ? live->Update(c.label, c.vector, seq)
                                 : live->Remove(c.label, seq);
       ASSERT_TRUE(st.ok()) << i << ": " << st.ToString();
@@ -188,12 +195,13 @@ TEST(PartitionSnapshot, ReplayingTheChangesSinceASnapshotRebuildsTheSameGraph) {
     for (size_t i = snapshot_at; i < changes.size(); ++i) {
       const Change& c = changes[i];
       const uint64_t seq = i + 1;
-      Status st = c.kind == 0   ? p.Add(c.label, c.vector, seq)
+      Status st = c.kind == 0   ? p.Add(c.label, c.vector, seq, c.link_candidates)
                   : c.kind == 1 ? p.Update(c.label, c.vector, seq)
                                 : p.Remove(c.label, seq);
       ASSERT_TRUE(st.ok()) << i << ": " << st.ToString();
     }
     EXPECT_EQ(p.AppliedSequence(), changes.size());
+    EXPECT_GT(p.AddsLinkedAmongCandidates(), 50u);  // the replay linked among candidates too
     const std::string a = dir.Sub("live.part"), b = dir.Sub("replayed.part");
     ASSERT_TRUE(live->Save(a).ok());
     ASSERT_TRUE(p.Save(b).ok());
@@ -453,6 +461,53 @@ void RestartIsIdentical(size_t exact_max) {
   ASSERT_TRUE(e);
   EXPECT_EQ(log, "");  // every snapshot was used
   ExpectSame(before, Observe(*e, kItems + 10, 1));
+}
+
+// A join's insert links among the candidates of the search that found the item's
+// neighbours, its prediction's or its own, where ef_construction <= ef_search; at the default
+// ef_construction (200 > 64) it searches for itself. Both give the items their neighbours.
+TEST(EngineJoins, JoinsLinkAmongTheirSearchsCandidates) {
+  for (int ef_construction : {32, 200}) {
+    SCOPED_TRACE(ef_construction);
+    EngineOptions o = Options(64, "");
+    o.index.hnsw_ef_construction = ef_construction;
+    auto opened = Engine::Open(o);
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    Engine& e = **opened;
+    Fixture fx;
+    fx.Ingest(e, 0, kItems);
+    ASSERT_TRUE(e.BootstrapClusters(2).ok());
+    for (size_t i = 0; i < kItems; ++i) {
+      if (i % 3 == 0) {
+        ASSERT_TRUE(e.Predict({"item-" + std::to_string(i)}).ok());
+      }
+      fx.Feed(e, i);
+    }
+    const EngineStats stats = e.Stats();
+    EXPECT_EQ(stats.joins, kItems);
+    if (ef_construction == 200) {
+      EXPECT_EQ(stats.joins_linked_among_candidates, 0u);
+    } else {
+      // Every join past the first 65 items of each cluster's partition has candidates, and
+      // about 15 in 16 of those enter only the bottom layer.
+      EXPECT_GT(stats.joins_linked_among_candidates, (kItems - 2 * 65) * 8 / 10);
+      EXPECT_LT(stats.joins_linked_among_candidates, kItems - 2 * 65);
+    }
+    // A search for a served item's vector finds the item.
+    for (size_t i = 0; i < kItems; i += 7) {
+      const std::string id = "item-" + std::to_string(i);
+      auto item = e.GetItem(id);
+      ASSERT_TRUE(item.ok());
+      PredictRequest r;
+      r.inline_content = ItemContent{"", item->embedding};
+      r.inline_provider = item->provider;
+      auto p = e.Predict(r);
+      ASSERT_TRUE(p.ok());
+      EXPECT_TRUE(std::any_of(p->contributions.begin(), p->contributions.end(),
+                              [&](const Contribution& c) { return c.item_id == id; }))
+          << id;
+    }
+  }
 }
 
 TEST(EngineSnapshot, RestartIsIdenticalExact) { RestartIsIdentical(100000); }

@@ -296,7 +296,7 @@ TEST(Stores, ModelOnlyPutsKeepTheVectorAndPartitionChangesTruncate) {
     b.put_partition_ops = {{3, 9, Kind::kRemove, 42, {}},
                            {3, 7, Kind::kAdd, 42, {0.5f, -0.5f}},
                            {1, 8, Kind::kUpdate, 7, {1.0f}},
-                           {3, 300, Kind::kAdd, 43, {0.25f}}};
+                           {3, 300, Kind::kAdd, 43, {0.25f}, {7, 300'000, uint64_t{1} << 40}}};
     ASSERT_TRUE(store->Commit(b).ok());
     EXPECT_EQ(store->Commit({.put_partition_ops = {{3, 0, Kind::kAdd, 1, {1.0f}}}}).code(),
               StatusCode::kInvalidArgument);
@@ -321,6 +321,9 @@ TEST(Stores, ModelOnlyPutsKeepTheVectorAndPartitionChangesTruncate) {
     EXPECT_EQ(all.put_partition_ops[1].label, 42u);
     EXPECT_EQ(all.put_partition_ops[2].sequence, 300u);
     EXPECT_EQ(all.put_partition_ops[2].vector, std::vector<float>{0.25f});
+    EXPECT_EQ(all.put_partition_ops[2].link_candidates,
+              (std::vector<uint64_t>{7, 300'000, uint64_t{1} << 40}));
+    EXPECT_TRUE(all.put_partition_ops[1].link_candidates.empty());
     // Deleting the item drops its vector record too.
     ASSERT_TRUE(store->Commit({.delete_items = {"item"}}).ok());
     ASSERT_TRUE(store->LoadAll(&all).ok());
@@ -557,9 +560,9 @@ TEST_F(DamagedRecord, TooShortIsCorruption) {
 TEST_F(DamagedRecord, NewerRecordVersionIsFailedPrecondition) {
   std::string good = sf::EncodeItem(item_);
   std::string payload = good.substr(1, good.size() - 5);
-  RawPut(dir_.path(), {{sf::ItemKey("good-item"), sf::Seal(payload, 3)}});
+  RawPut(dir_.path(), {{sf::ItemKey("good-item"), sf::Seal(payload, 4)}});
   ExpectLoadFails(StatusCode::kFailedPrecondition,
-                  "'i/good-item' has record format version 3, this build reads 1 to 2");
+                  "'i/good-item' has record format version 4, this build reads 1 to 3");
 }
 
 TEST_F(DamagedRecord, VersionZeroIsCorruption) {
@@ -739,6 +742,36 @@ TEST_F(DamagedRecord, DamagedPartitionChangesAreCorruption) {
   RawPut(dir_.path(), {{sf::PartitionOpKey(2, 5), sf::EncodePartitionOp(op)},
                        {std::string(sf::kPartitionOpPrefix) + "short", sf::EncodePartitionOp(op)}});
   ExpectLoadFails(StatusCode::kCorruption, "is not 14 bytes");
+  RawDelete(dir_.path(), std::string(sf::kPartitionOpPrefix) + "short");
+  op.kind = PartitionOpRecord::Kind::kUpdate;
+  op.link_candidates = {4, 5};
+  RawPut(dir_.path(), {{sf::PartitionOpKey(2, 5), sf::EncodePartitionOp(op)}});
+  ExpectLoadFails(StatusCode::kCorruption, "an update or remove carries link candidates");
+  // A count of candidates larger than the record: [version][kind][label][1 float][count][crc].
+  op.kind = PartitionOpRecord::Kind::kAdd;
+  op.link_candidates.clear();
+  std::string v = sf::EncodePartitionOp(op);
+  std::string payload = v.substr(1, v.size() - 1 - 4 - 1) + "\x7f";
+  RawPut(dir_.path(), {{sf::PartitionOpKey(2, 5), sf::Seal(payload, 3)}});
+  ExpectLoadFails(StatusCode::kCorruption, "127 link candidates overrun the record");
+}
+
+// Record format 2 wrote partition changes without the link candidates: they still read,
+// with none.
+TEST_F(DamagedRecord, Format2PartitionChangesReadWithoutLinkCandidates) {
+  PartitionOpRecord op{2, 5, PartitionOpRecord::Kind::kAdd, 9, {1.0f, 0.0f}};
+  const std::string v3 = sf::EncodePartitionOp(op);
+  // Without the trailing zero count: the version 2 layout.
+  const std::string v2 = sf::Seal(v3.substr(1, v3.size() - 1 - 4 - 1), 2);
+  PartitionOpRecord read;
+  ASSERT_TRUE(sf::DecodePartitionOp(sf::PartitionOpKey(2, 5), v2, &read).ok());
+  EXPECT_EQ(read.label, 9u);
+  EXPECT_EQ(read.vector, op.vector);
+  EXPECT_TRUE(read.link_candidates.empty());
+  // The same bytes under version 3 lack the count.
+  Status st = sf::DecodePartitionOp(sf::PartitionOpKey(2, 5),
+                                    sf::Seal(v3.substr(1, v3.size() - 1 - 4 - 1), 3), &read);
+  EXPECT_EQ(st.code(), StatusCode::kCorruption) << st.ToString();
 }
 
 TEST_F(DamagedRecord, FutureStoreFormatIsRefusedOnOpen) {

@@ -25,7 +25,9 @@ TEST(Stress, ConcurrentIngestPredictFeedbackAndMoves) {
   EngineOptions o;
   o.embed.dim = 32;
   o.blend.k = 8;
-  o.index.exact_search_max_items = 64;  // exercise the HNSW path too
+  o.index.exact_search_max_items = 16;  // exercise the HNSW path too
+  // At most ef_search: joins link among the candidates of their search (Partition::Add).
+  o.index.hnsw_ef_construction = 32;
   auto opened = Engine::Open(o);
   ASSERT_TRUE(opened.ok());
   Engine& engine = **opened;
@@ -134,6 +136,8 @@ TEST(Stress, ConcurrentIngestPredictFeedbackAndMoves) {
   // Each served item joined once, whether it reused its prediction's neighbours or searched.
   EXPECT_EQ(s.joins, s.served_items);
   EXPECT_LE(s.joins_reusing_prediction, s.joins);
+  EXPECT_GT(s.joins_linked_among_candidates, 0u);
+  EXPECT_LE(s.joins_linked_among_candidates, s.joins);
 }
 
 // Ranking under concurrency: rank, answer the slates by event id (several threads may answer

@@ -87,6 +87,9 @@ struct PartitionOpRecord {
   Kind kind = Kind::kAdd;
   uint64_t label = 0;
   std::vector<float> vector;  // the new vector of kAdd and kUpdate; empty for kRemove
+  // kAdd only: the labels the add linked among (Partition::Add's link_candidates), so that
+  // the replay builds the same graph. Empty when the add searched for its own.
+  std::vector<uint64_t> link_candidates;
 };
 
 // A set of changes applied atomically: after Commit returns OK all of them are stored,

@@ -203,6 +203,11 @@ struct EngineStats {
   // searching again (see Engine::Feedback).
   uint64_t joins = 0;
   uint64_t joins_reusing_prediction = 0;
+  // Joins whose HNSW insert linked among the candidates of the search that found the item's
+  // neighbours (its prediction's, or the join's own) instead of searching again: where the
+  // partition is a graph, hnsw_ef_search >= hnsw_ef_construction, and the item enters only
+  // the graph's bottom layer.
+  uint64_t joins_linked_among_candidates = 0;
   uint64_t predictions = 0;
   uint64_t rank_decisions = 0;     // made by this process
   uint64_t pending_decisions = 0;  // waiting for feedback now

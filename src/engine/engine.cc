@@ -62,11 +62,18 @@ namespace {
 // and the partition grown by at most 1% or k items (a list misses about k * growth / size of
 // the true neighbours among the newcomers). One model's weights (1,040 bytes at the default
 // width), freed when the item joins.
+//
+// The same search's link candidates (Partition::Search) are kept with it, so that the
+// item's HNSW insert links among them instead of searching the graph again (the search is
+// about three quarters of an insert). There are hnsw_ef_construction of them (320 bytes at
+// 40) where the partition is a graph and hnsw_ef_search >= hnsw_ef_construction; none
+// otherwise (at the default 200 > 64 the insert searches for itself).
 struct PredictedFirstModel {
   ClusterId cluster = 0;
   uint64_t cluster_generation = 0;
   size_t partition_size = 0;   // when the neighbours were found
   std::vector<float> weights;  // ParameterBlend's result; its other state starts fresh anyway
+  std::vector<uint64_t> link_candidates;
 };
 
 struct ItemState {
@@ -446,7 +453,8 @@ class EngineImpl final : public Engine {
     const uint64_t held = p.AppliedSequence();
     for (const PartitionOpRecord* op : changes) {
       if (op->sequence <= held) continue;
-      Status st = op->kind == Kind::kAdd      ? p.Add(op->label, op->vector, op->sequence)
+      Status st = op->kind == Kind::kAdd
+                      ? p.Add(op->label, op->vector, op->sequence, op->link_candidates)
                   : op->kind == Kind::kUpdate ? p.Update(op->label, op->vector, op->sequence)
                                               : p.Remove(op->label, op->sequence);
       if (!st.ok()) {
@@ -765,8 +773,10 @@ class EngineImpl final : public Engine {
       if (!self->served) first_model.emplace(layout_, options_.learn.adagrad_epsilon);
     }
     ParameterBlend* const blend = first_model ? &*first_model : nullptr;
-    DYNSPEC_ASSIGN_OR_RETURN(std::vector<NeighbourView> neighbours,
-                             ReadNeighbours(*cluster, query, self, x, blend));
+    std::vector<uint64_t> link_candidates;
+    DYNSPEC_ASSIGN_OR_RETURN(
+        std::vector<NeighbourView> neighbours,
+        ReadNeighbours(*cluster, query, self, x, blend, blend ? &link_candidates : nullptr));
     // Cluster prior and self, each read under its own lock.
     std::vector<double> cluster_out(layout_.heads.size(), 0.0);
     double cluster_evidence = 0;
@@ -788,6 +798,7 @@ class EngineImpl final : public Engine {
         p.cluster_generation = cluster_generation;
         p.partition_size = partition_size;
         p.weights = std::move(*first_model).Finish().weights;
+        p.link_candidates = std::move(link_candidates);
       }
       if (IsInitialized(layout_, self->model) && self->model.evidence > 0) {
         has_self = true;
@@ -1309,6 +1320,7 @@ class EngineImpl final : public Engine {
     s.feedback_events = feedback_events_.load();
     s.joins = joins_.load();
     s.joins_reusing_prediction = joins_reusing_prediction_.load();
+    s.joins_linked_among_candidates = joins_linked_among_candidates_.load();
     s.predictions = predictions_.load();
     s.rank_decisions = rank_decisions_.load();
     s.recent_loss.assign(layout_.heads.size(), 0.0);
@@ -1433,8 +1445,10 @@ class EngineImpl final : public Engine {
     }
     ModelState init;
     bool init_reused_prediction = false;
+    std::vector<uint64_t> link_candidates;  // for the item's insert, if it joins now
     if (needs_init) {
-      DYNSPEC_RETURN_IF_ERROR(BlendInitialModel(cluster, item, &init, &init_reused_prediction));
+      DYNSPEC_RETURN_IF_ERROR(
+          BlendInitialModel(cluster, item, &init, &init_reused_prediction, &link_candidates));
     }
 
     FeedbackResult result;
@@ -1472,7 +1486,7 @@ class EngineImpl final : public Engine {
     const uint64_t join_sequence =
         item.served ? 0
                     : LogPartitionChange(&batch, cluster.id, PartitionOpRecord::Kind::kAdd,
-                                         item.label, item.embedding);
+                                         item.label, item.embedding, link_candidates);
     // The provider's new loss row rides in the same batch, only on shadow-evaluated events.
     // Every writer of a provider's row holds its cluster's model lock (held here across the
     // commit) under the shared catalog lock (which keeps the provider in this cluster), so
@@ -1495,7 +1509,11 @@ class EngineImpl final : public Engine {
     item.version = batch.put_items[item_at].version;
     cluster.model = std::move(batch.put_clusters[cluster_at].model);
     if (!item.served) {
-      Status st = cluster.partition->Add(item.label, item.embedding, join_sequence);
+      // Joins into this cluster hold its model lock, and nothing else adds with candidates:
+      // the count moves only by this Add.
+      const uint64_t linked_before = cluster.partition->AddsLinkedAmongCandidates();
+      Status st =
+          cluster.partition->Add(item.label, item.embedding, join_sequence, link_candidates);
       cluster.snapshot_stale = true;
       if (!st.ok() && st.code() != StatusCode::kAlreadyExists) {
         return st.WithContext("adding the item to its partition after a committed write");
@@ -1505,6 +1523,9 @@ class EngineImpl final : public Engine {
       item.predicted.reset();
       joins_.fetch_add(1, std::memory_order_relaxed);
       if (init_reused_prediction) joins_reusing_prediction_.fetch_add(1, std::memory_order_relaxed);
+      if (cluster.partition->AddsLinkedAmongCandidates() != linked_before) {
+        joins_linked_among_candidates_.fetch_add(1, std::memory_order_relaxed);
+      }
       result.item_joined_partition = true;
     }
     result.item_version = item.version;
@@ -1851,11 +1872,11 @@ class EngineImpl final : public Engine {
     cs.neighbour_generation = ++neighbour_generation_stamp_;
   }
 
-  // The weights `item`'s latest prediction blended in `cluster`, if a search now would still
-  // find about the same neighbours (see PredictedFirstModel); null otherwise. Requires the
-  // shared catalog lock and item.mu; valid while item.mu is held.
-  const std::vector<float>* RememberedFirstModel(const ItemState& item,
-                                                 const ClusterState& cluster) const {
+  // What `item`'s latest prediction found and blended in `cluster`, if a search now would
+  // still find about the same neighbours (see PredictedFirstModel); null otherwise. Requires
+  // the shared catalog lock and item.mu; valid while item.mu is held.
+  const PredictedFirstModel* RememberedFirstModel(const ItemState& item,
+                                                  const ClusterState& cluster) const {
     if (!item.predicted) return nullptr;
     const PredictedFirstModel& p = *item.predicted;
     if (p.cluster != cluster.id || p.cluster_generation != cluster.neighbour_generation) {
@@ -1864,7 +1885,7 @@ class EngineImpl final : public Engine {
     const size_t allowed_growth =
         std::max(p.partition_size / 100, static_cast<size_t>(options_.blend.k));
     if (cluster.partition->size() > p.partition_size + allowed_growth) return nullptr;
-    return &p.weights;
+    return &p;
   }
 
   // Adds a neighbour's model to a new item's first model with its unnormalized blend weight
@@ -1911,15 +1932,16 @@ class EngineImpl final : public Engine {
 
   // Searches the cluster's partition and reads each neighbour's evidence and predictions
   // under its own lock. `self` (may be null) is excluded. With `first_model`, each neighbour's
-  // parameters are also added to it (AddNeighbour) while they are in cache. Requires the
-  // shared catalog lock.
-  Result<std::vector<NeighbourView>> ReadNeighbours(const ClusterState& cluster,
-                                                    std::span<const float> query,
-                                                    const ItemState* self, const FeatureVector& x,
-                                                    ParameterBlend* first_model = nullptr) const {
+  // parameters are also added to it (AddNeighbour) while they are in cache; with
+  // `link_candidates`, the search's link candidates are returned there (Partition::Search).
+  // Requires the shared catalog lock.
+  Result<std::vector<NeighbourView>> ReadNeighbours(
+      const ClusterState& cluster, std::span<const float> query, const ItemState* self,
+      const FeatureVector& x, ParameterBlend* first_model = nullptr,
+      std::vector<uint64_t>* link_candidates = nullptr) const {
     const size_t k = static_cast<size_t>(options_.blend.k);
     DYNSPEC_ASSIGN_OR_RETURN(std::vector<Neighbour> found,
-                             cluster.partition->Search(query, k + (self ? 1 : 0)));
+                             cluster.partition->Search(query, k + (self ? 1 : 0), link_candidates));
     std::vector<NeighbourView> out;
     out.reserve(k);
     for (const auto& [item, similarity] : ResolveNeighbours(found, self, k)) {
@@ -1969,28 +1991,30 @@ class EngineImpl final : public Engine {
   // with the weights a prediction gives them. That of its latest prediction where still valid
   // (`reused_prediction`, see PredictedFirstModel); otherwise searched and blended now, the
   // same way and in the same order as a prediction does, so both give the same bits when
-  // nothing changed in between. Requires the shared catalog lock; takes item locks one at a
-  // time.
+  // nothing changed in between. Either way `link_candidates` receives that search's link
+  // candidates, for the item's insert (Partition::Add). Requires the shared catalog lock;
+  // takes item locks one at a time.
   Status BlendInitialModel(const ClusterState& cluster, const ItemState& item, ModelState* out,
-                           bool* reused_prediction) const {
+                           bool* reused_prediction, std::vector<uint64_t>* link_candidates) const {
     {
       std::lock_guard item_lock(item.mu);
-      const std::vector<float>* remembered = RememberedFirstModel(item, cluster);
+      const PredictedFirstModel* remembered = RememberedFirstModel(item, cluster);
       *reused_prediction = remembered != nullptr;
       if (remembered) {
         InitModel(layout_, options_.learn.adagrad_epsilon, out);
-        if (remembered->size() != out->weights.size()) {  // cannot happen: one layout
-          return Status::Internal("a remembered first model has " +
-                                  std::to_string(remembered->size()) + " weights, the layout " +
-                                  std::to_string(out->weights.size()));
+        const std::vector<float>& weights = remembered->weights;
+        if (weights.size() != out->weights.size()) {  // cannot happen: one layout
+          return Status::Internal("a remembered first model has " + std::to_string(weights.size()) +
+                                  " weights, the layout " + std::to_string(out->weights.size()));
         }
-        std::copy(remembered->begin(), remembered->end(), out->weights.begin());
+        std::copy(weights.begin(), weights.end(), out->weights.begin());
+        *link_candidates = remembered->link_candidates;
         return Status::Ok();
       }
     }
     const size_t k = static_cast<size_t>(options_.blend.k);
     DYNSPEC_ASSIGN_OR_RETURN(const std::vector<Neighbour> found,
-                             cluster.partition->Search(Embedding(item), k + 1));
+                             cluster.partition->Search(Embedding(item), k + 1, link_candidates));
     const auto neighbours = ResolveNeighbours(found, &item, k);
     // As in ReadNeighbours: the neighbours' models are cold, so all of them start loading
     // before the first is blended (22 to 16 us per blend in joins at 100k items).
@@ -2152,12 +2176,16 @@ class EngineImpl final : public Engine {
   // Appends a change of `cluster`'s partition to `batch` and returns its sequence, to be
   // passed to the partition when the change is applied after the commit. 0 (nothing logged)
   // when the engine keeps no snapshots: its partitions are rebuilt from the store on open.
+  // `link_candidates` (adds only) are logged with the change, for the replay to link the
+  // same way.
   uint64_t LogPartitionChange(StoreBatch* batch, ClusterId cluster, PartitionOpRecord::Kind kind,
-                              uint64_t label, std::span<const float> vector) {
+                              uint64_t label, std::span<const float> vector,
+                              std::span<const uint64_t> link_candidates = {}) {
     if (options_.partition_snapshot_dir.empty()) return 0;
     const uint64_t sequence = next_partition_sequence_.fetch_add(1, std::memory_order_relaxed);
     batch->put_partition_ops.push_back(
-        {cluster, sequence, kind, label, std::vector<float>(vector.begin(), vector.end())});
+        {cluster, sequence, kind, label, std::vector<float>(vector.begin(), vector.end()),
+         std::vector<uint64_t>(link_candidates.begin(), link_candidates.end())});
     return sequence;
   }
 
@@ -2237,6 +2265,7 @@ class EngineImpl final : public Engine {
   std::atomic<uint64_t> feedback_events_{0};
   std::atomic<uint64_t> joins_{0};
   std::atomic<uint64_t> joins_reusing_prediction_{0};
+  std::atomic<uint64_t> joins_linked_among_candidates_{0};
   mutable std::atomic<uint64_t> predictions_{0};
   bool loaded_ = false;  // Load succeeded: the partitions are complete and may be snapshotted
 };

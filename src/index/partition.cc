@@ -531,7 +531,8 @@ class FlatHnswPartition final : public Partition {
         dist_(space_.get_dist_func()),
         dist_param_(space_.get_dist_func_param()) {}
 
-  Status Add(uint64_t label, std::span<const float> vector, uint64_t sequence) override {
+  Status Add(uint64_t label, std::span<const float> vector, uint64_t sequence,
+             std::span<const uint64_t> link_candidates) override {
     DYNSPEC_ASSIGN_OR_RETURN(const std::vector<char> stored, Encode(vector, LabelWhat(label)));
     auto lock = WriteLock();
     if (slot_of_.contains(label)) {
@@ -540,7 +541,7 @@ class FlatHnswPartition final : public Partition {
     const size_t old_size = slot_labels_.size();
     try {
       if (graph_) {
-        GraphAdd(label, stored.data());
+        GraphAdd(label, stored.data(), link_candidates);
         AppendSlot(label, nullptr);
       } else {
         AppendSlot(label, stored.data());
@@ -623,7 +624,9 @@ class FlatHnswPartition final : public Partition {
     return slot_of_.contains(label);
   }
 
-  Result<std::vector<Neighbour>> Search(std::span<const float> query, size_t k) const override {
+  Result<std::vector<Neighbour>> Search(std::span<const float> query, size_t k,
+                                        std::vector<uint64_t>* link_candidates) const override {
+    if (link_candidates) link_candidates->clear();
     // A float32 query is searched as given; only float16 partitions need it converted.
     std::vector<char> converted;
     const char* stored = reinterpret_cast<const char*>(query.data());
@@ -638,7 +641,7 @@ class FlatHnswPartition final : public Partition {
       const size_t n = slot_labels_.size();
       k = std::min(k, n);
       if (k == 0) return std::vector<Neighbour>{};
-      return graph_ ? GraphSearch(stored, k) : ExactSearch(stored, k);
+      return graph_ ? GraphSearch(stored, k, link_candidates) : ExactSearch(stored, k);
     } catch (const std::exception& e) {
       return InternalFrom("search", e);
     } catch (...) {
@@ -649,6 +652,10 @@ class FlatHnswPartition final : public Partition {
   size_t size() const override {
     auto lock = ReadLock();
     return slot_labels_.size();
+  }
+
+  uint64_t AddsLinkedAmongCandidates() const override {
+    return adds_linked_among_candidates_.load(std::memory_order_relaxed);
   }
 
   int dim() const override { return dim_; }
@@ -957,8 +964,9 @@ class FlatHnswPartition final : public Partition {
     graph_removed_.clear();
   }
 
-  // Adds a label the partition does not hold to the graph.
-  void GraphAdd(uint64_t label, const char* stored) {
+  // Adds a label the partition does not hold to the graph (see Partition::Add for
+  // `link_candidates`).
+  void GraphAdd(uint64_t label, const char* stored, std::span<const uint64_t> link_candidates) {
     if (auto it = graph_removed_.find(label); it != graph_removed_.end()) {
       // Re-adding a removed label: unmark its element and give it the new vector.
       const hnswlib::tableint id = it->second;
@@ -983,7 +991,54 @@ class FlatHnswPartition final : public Partition {
     if (graph_->cur_element_count >= graph_->max_elements_) {
       GrowGraph(*graph_, GrownCapacity(graph_->max_elements_));
     }
+    if (!link_candidates.empty() && AddLinkedAmongCandidates(label, stored, link_candidates)) {
+      adds_linked_among_candidates_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
     graph_->addPoint(stored, label);
+  }
+
+  // hnswlib's addPoint for a new label whose element enters only the bottom layer, with the
+  // candidate neighbours given instead of searched for: the element is set up as addPoint
+  // sets it up, its candidates are the live ones among `link_candidates` (at most
+  // ef_construction, as the search would return), and hnswlib's own mutuallyConnectNewElement
+  // picks the links with its heuristic and links back. Written here because hnswlib 0.6.2 has
+  // no insert that takes candidates; it uses only members 0.6.2 declares public. Returns
+  // false, having changed nothing, when the element would enter upper layers (its level is
+  // drawn as addPoint draws it, and the generator is put back so that addPoint draws the same
+  // level) or no candidate is live. Requires the write lock and room for one more element.
+  bool AddLinkedAmongCandidates(uint64_t label, const char* stored,
+                                std::span<const uint64_t> link_candidates) {
+    Graph& g = *graph_;
+    if (g.enterpoint_node_ == static_cast<hnswlib::tableint>(-1) || g.maxlevel_ < 0) return false;
+    using Candidates = std::priority_queue<std::pair<float, hnswlib::tableint>,
+                                           std::vector<std::pair<float, hnswlib::tableint>>,
+                                           Graph::CompareByFirst>;
+    Candidates candidates;  // max-heap on distance, as searchBaseLayer returns them
+    for (uint64_t candidate : link_candidates) {
+      auto it = g.label_lookup_.find(candidate);
+      if (it == g.label_lookup_.end() || g.isMarkedDeleted(it->second)) continue;
+      candidates.emplace(
+          g.fstdistfunc_(stored, g.getDataByInternalId(it->second), g.dist_func_param_),
+          it->second);
+      if (candidates.size() > g.ef_construction_) candidates.pop();
+    }
+    if (candidates.empty()) return false;
+    const auto generator = g.level_generator_;
+    if (g.getRandomLevel(g.mult_) != 0) {
+      g.level_generator_ = generator;
+      return false;
+    }
+    const hnswlib::tableint id = static_cast<hnswlib::tableint>(g.cur_element_count);
+    g.label_lookup_[label] = id;  // the only step that can throw before the graph changes
+    g.cur_element_count++;
+    g.element_levels_[id] = 0;
+    std::memset(g.data_level0_memory_ + id * g.size_data_per_element_ + g.offsetLevel0_, 0,
+                g.size_data_per_element_);
+    std::memcpy(g.getExternalLabeLp(id), &label, sizeof label);
+    std::memcpy(g.getDataByInternalId(id), stored, g.data_size_);
+    g.mutuallyConnectNewElement(stored, id, candidates, 0, false);
+    return true;
   }
 
   // Gives graph element `id` a new vector and relinks it (Update, re-add, reused element).
@@ -1005,8 +1060,14 @@ class FlatHnswPartition final : public Partition {
     }
   }
 
-  std::vector<Neighbour> GraphSearch(const char* query, size_t k) const {
-    auto heap = graph_->searchKnn(query, k);  // max-heap on distance
+  // With `link_candidates` (see Partition::Search) and ef >= ef_construction, asks hnswlib
+  // for ef_construction results instead of k: searchKnn searches with a beam of max(ef, k),
+  // so that is the same search, and its first k results are the k it would have returned.
+  std::vector<Neighbour> GraphSearch(const char* query, size_t k,
+                                     std::vector<uint64_t>* link_candidates = nullptr) const {
+    const size_t ef_construction = graph_->ef_construction_;
+    const bool with_candidates = link_candidates && graph_->ef_ >= ef_construction;
+    auto heap = graph_->searchKnn(query, with_candidates ? std::max(k, ef_construction) : k);
     std::vector<Neighbour> out;
     out.reserve(heap.size());
     while (!heap.empty()) {
@@ -1018,6 +1079,13 @@ class FlatHnswPartition final : public Partition {
       heap.pop();
     }
     std::sort(out.begin(), out.end(), Better);
+    if (with_candidates) {
+      link_candidates->reserve(std::min(out.size(), ef_construction));
+      for (size_t i = 0; i < out.size() && i < ef_construction; ++i) {
+        link_candidates->push_back(out[i].label);
+      }
+    }
+    if (out.size() > k) out.resize(k);
     return out;
   }
 
@@ -1274,6 +1342,7 @@ class FlatHnswPartition final : public Partition {
   // replaying the same changes builds the same graph.
   std::map<uint64_t, hnswlib::tableint> graph_removed_;
   uint64_t applied_sequence_ = 0;  // the largest change sequence applied (see Partition)
+  std::atomic<uint64_t> adds_linked_among_candidates_{0};
 };
 
 }  // namespace

@@ -62,6 +62,10 @@ std::string RequestMetrics::Render(const EngineStats& stats,
   gauge("dynspec_joins_reusing_prediction_total", "counter",
         "Joins that reused the neighbours of the item's latest prediction instead of searching.",
         double(stats.joins_reusing_prediction));
+  gauge("dynspec_joins_linked_among_candidates_total", "counter",
+        "Joins whose index insert linked among the candidates of the search that found the "
+        "item's neighbours instead of searching the graph again.",
+        double(stats.joins_linked_among_candidates));
   gauge("dynspec_predictions_total", "counter", "Predictions made.", double(stats.predictions));
   gauge("dynspec_rank_decisions_total", "counter", "Ranking decisions made by this process.",
         double(stats.rank_decisions));

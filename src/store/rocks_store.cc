@@ -355,10 +355,12 @@ std::string EncodeVector(const std::vector<float>& v) {
 }
 
 std::string EncodePartitionOp(const PartitionOpRecord& r) {
-  std::string p = RecordStart(20 + 4 * r.vector.size());
+  std::string p = RecordStart(20 + 4 * r.vector.size() + 5 * r.link_candidates.size());
   p.push_back(static_cast<char>(r.kind));
   PutVarint(&p, r.label);
   PutF32s(&p, r.vector);
+  PutVarint(&p, r.link_candidates.size());
+  for (uint64_t label : r.link_candidates) PutVarint(&p, label);
   return Sealed(std::move(p));
 }
 
@@ -447,6 +449,17 @@ Status DecodePartitionOp(std::string_view key, std::string_view value, Partition
   PartitionOpRecord r;
   uint8_t kind = 0;
   rd.Byte(&kind) && rd.Varint(&r.label) && rd.F32s(&r.vector);
+  const uint8_t record_version = static_cast<uint8_t>(value[0]);  // checked by Unseal
+  if (record_version >= 3) {
+    uint64_t n = 0;
+    // Each label takes at least one byte, so a count beyond the bytes left is damage.
+    if (rd.Varint(&n) && n > payload.size()) {
+      rd.Fail(std::to_string(n) + " link candidates overrun the record");
+    } else {
+      r.link_candidates.resize(n);
+      for (uint64_t& label : r.link_candidates) rd.Varint(&label);
+    }
+  }
   using Kind = PartitionOpRecord::Kind;
   if (kind < static_cast<uint8_t>(Kind::kAdd) || kind > static_cast<uint8_t>(Kind::kRemove)) {
     rd.Fail("unknown change kind " + std::to_string(kind));
@@ -454,6 +467,9 @@ Status DecodePartitionOp(std::string_view key, std::string_view value, Partition
   r.kind = static_cast<Kind>(kind);
   if (r.kind == Kind::kRemove && !r.vector.empty()) rd.Fail("a remove carries a vector");
   if (r.kind != Kind::kRemove && r.vector.empty()) rd.Fail("an add or update has no vector");
+  if (r.kind != Kind::kAdd && !r.link_candidates.empty()) {
+    rd.Fail("an update or remove carries link candidates");
+  }
   DYNSPEC_RETURN_IF_ERROR(rd.Finish());
   for (size_t i = 0; i < 4; ++i) {
     r.cluster = (r.cluster << 8) | static_cast<uint8_t>(key[kPartitionOpPrefix.size() + i]);

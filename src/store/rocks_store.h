@@ -49,7 +49,8 @@
 //   ItemRecord      string id, string provider, varint label, u8 served, varint version,
 //                   f32s embedding (empty since format 5: the vector is in v/), model
 //   vector          f32s
-//   PartitionOp     u8 kind (1 add, 2 update, 3 remove), varint label, f32s vector
+//   PartitionOp     u8 kind (1 add, 2 update, 3 remove), varint label, f32s vector; from
+//                   record format 3 on, varint n + n * varint link candidate labels
 //   ProviderRecord  string id, varint cluster
 //   ClusterRecord   varint id, model
 //   DecisionRecord  string id, f64 created, f64 expires (unix ms), f32s dense context,
@@ -95,8 +96,10 @@ void UseWriteOnlyMemtable(rocksdb::Options* options);
 // records in one batch; records of either layout read correctly, so a crash part way is
 // resumed by the next open), then the marker moves to 5.
 inline constexpr int kStoreFormatVersion = 5;
-// The layout of one value's payload. Stored in the first byte of every value.
-inline constexpr uint8_t kRecordFormatVersion = 2;
+// The layout of one value's payload. Stored in the first byte of every value. Version 3
+// added the link candidates to the partition changes (PartitionOp); the other payloads are
+// as in version 2, and version 2 partition changes read as having none.
+inline constexpr uint8_t kRecordFormatVersion = 3;
 
 inline constexpr std::string_view kItemPrefix = "i/";
 inline constexpr std::string_view kProviderPrefix = "p/";
