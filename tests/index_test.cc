@@ -707,7 +707,7 @@ TEST(BigannRecall, InsertsLinkingAmongASearchsCandidatesKeepRecall) {
   auto searching = NewPartition(128, options);
   auto linking = NewPartition(128, options);
   size_t graph_adds = 0;
-  std::vector<uint64_t> candidates;
+  std::vector<LinkCandidate> candidates;
   for (size_t i = 100; i < normalized.size(); ++i) {
     ASSERT_TRUE(searching->Add(i, normalized[i]).ok());
     auto found = linking->Search(normalized[i], 16, &candidates);
@@ -716,7 +716,9 @@ TEST(BigannRecall, InsertsLinkingAmongASearchsCandidatesKeepRecall) {
       ++graph_adds;
       ASSERT_EQ(candidates.size(), 40u) << i;
       // The first 16 candidates are the search's results.
-      for (size_t r = 0; r < found->size(); ++r) ASSERT_EQ((*found)[r].label, candidates[r]);
+      for (size_t r = 0; r < found->size(); ++r) {
+        ASSERT_EQ((*found)[r].label, candidates[r].label);
+      }
     }
     ASSERT_TRUE(linking->Add(i, normalized[i], 0, candidates).ok());
   }
@@ -749,8 +751,9 @@ TEST(BigannRecall, InsertsLinkingAmongASearchsCandidatesKeepRecall) {
   EXPECT_TRUE(candidates.empty());
 }
 
-// Candidates the partition does not hold (never added, or removed) are skipped; with none
-// left the insert searches as usual. Either way the new item is found.
+// Candidates whose element no longer holds their label live (removed, the element taken over
+// by another label, or never there) are skipped; with none left the insert searches as
+// usual. Either way the new item is found.
 TEST(PartitionLinkCandidates, StaleCandidatesAreSkipped) {
   std::mt19937_64 rng(77);
   IndexOptions o;
@@ -762,10 +765,17 @@ TEST(PartitionLinkCandidates, StaleCandidatesAreSkipped) {
     vectors.push_back(RandomUnit(kDim, rng));
     ASSERT_TRUE(p->Add(i, vectors.back()).ok());
   }
+  std::vector<LinkCandidate> near5;
+  ASSERT_TRUE(p->Search(vectors[5], 2, &near5).ok());
+  ASSERT_GE(near5.size(), 2u);
+  ASSERT_EQ(near5[0].label, 5u);
+  const std::vector<LinkCandidate> stale = {
+      near5[0],                    // removed below (its element is then taken over)
+      {10'000, near5[1].element},  // an element that holds another label
+      {20'000, 1'000'000}};        // no such element
   ASSERT_TRUE(p->Remove(5).ok());
   const uint64_t before = p->AddsLinkedAmongCandidates();
-  // Only unknown and removed labels: an ordinary insert.
-  const std::vector<uint64_t> stale = {5, 10'000, 20'000};
+  // Only stale candidates: an ordinary insert.
   for (uint64_t i = 300; i < 340; ++i) {
     vectors.push_back(RandomUnit(kDim, rng));
     ASSERT_TRUE(p->Add(i, vectors.back(), 0, stale).ok());
@@ -774,7 +784,7 @@ TEST(PartitionLinkCandidates, StaleCandidatesAreSkipped) {
   // Live ones among them are used.
   for (uint64_t i = 340; i < 400; ++i) {
     vectors.push_back(RandomUnit(kDim, rng));
-    std::vector<uint64_t> candidates;
+    std::vector<LinkCandidate> candidates;
     ASSERT_TRUE(p->Search(vectors.back(), 4, &candidates).ok());
     ASSERT_FALSE(candidates.empty());
     candidates.insert(candidates.begin(), stale.begin(), stale.end());

@@ -149,7 +149,7 @@ TEST(PartitionSnapshot, ReplayingTheChangesSinceASnapshotRebuildsTheSameGraph) {
     int kind;  // 0 add, 1 update, 2 remove
     uint64_t label;
     std::vector<float> vector;
-    std::vector<uint64_t> link_candidates = {};  // adds: found just before, on `live`
+    std::vector<LinkCandidate> link_candidates = {};  // adds: found just before, on `live`
   };
   std::mt19937_64 rng(29);
   for (size_t snapshot_at : {size_t{40}, size_t{150}}) {  // exact mode, graph mode

@@ -296,7 +296,12 @@ TEST(Stores, ModelOnlyPutsKeepTheVectorAndPartitionChangesTruncate) {
     b.put_partition_ops = {{3, 9, Kind::kRemove, 42, {}},
                            {3, 7, Kind::kAdd, 42, {0.5f, -0.5f}},
                            {1, 8, Kind::kUpdate, 7, {1.0f}},
-                           {3, 300, Kind::kAdd, 43, {0.25f}, {7, 300'000, uint64_t{1} << 40}}};
+                           {3,
+                            300,
+                            Kind::kAdd,
+                            43,
+                            {0.25f},
+                            {{7, 3}, {300'000, 70'000}, {uint64_t{1} << 40, UINT32_MAX}}}};
     ASSERT_TRUE(store->Commit(b).ok());
     EXPECT_EQ(store->Commit({.put_partition_ops = {{3, 0, Kind::kAdd, 1, {1.0f}}}}).code(),
               StatusCode::kInvalidArgument);
@@ -322,7 +327,8 @@ TEST(Stores, ModelOnlyPutsKeepTheVectorAndPartitionChangesTruncate) {
     EXPECT_EQ(all.put_partition_ops[2].sequence, 300u);
     EXPECT_EQ(all.put_partition_ops[2].vector, std::vector<float>{0.25f});
     EXPECT_EQ(all.put_partition_ops[2].link_candidates,
-              (std::vector<uint64_t>{7, 300'000, uint64_t{1} << 40}));
+              (std::vector<PartitionOpRecord::LinkCandidate>{
+                  {7, 3}, {300'000, 70'000}, {uint64_t{1} << 40, UINT32_MAX}}));
     EXPECT_TRUE(all.put_partition_ops[1].link_candidates.empty());
     // Deleting the item drops its vector record too.
     ASSERT_TRUE(store->Commit({.delete_items = {"item"}}).ok());
@@ -744,7 +750,7 @@ TEST_F(DamagedRecord, DamagedPartitionChangesAreCorruption) {
   ExpectLoadFails(StatusCode::kCorruption, "is not 14 bytes");
   RawDelete(dir_.path(), std::string(sf::kPartitionOpPrefix) + "short");
   op.kind = PartitionOpRecord::Kind::kUpdate;
-  op.link_candidates = {4, 5};
+  op.link_candidates = {{4, 1}, {5, 2}};
   RawPut(dir_.path(), {{sf::PartitionOpKey(2, 5), sf::EncodePartitionOp(op)}});
   ExpectLoadFails(StatusCode::kCorruption, "an update or remove carries link candidates");
   // A count of candidates larger than the record: [version][kind][label][1 float][count][crc].

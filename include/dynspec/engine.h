@@ -68,6 +68,9 @@ class Engine {
   // was made in this process since the last removal, re-embedding or provider move in its
   // cluster and the partition has grown by at most 1% or k items since (so the item
   // fine-tunes the model its prediction came from); else it is searched and blended anew.
+  // The item's index insert links among the candidates of that same search where the
+  // partition is a graph and index.hnsw_ef_search >= index.hnsw_ef_construction, instead of
+  // searching the graph again (EngineStats::joins_linked_among_candidates).
   virtual Result<FeedbackResult> Feedback(const FeedbackEvent& event) = 0;
 
   // Scores every candidate by its expected reward, chooses a slate with the exploration

@@ -87,9 +87,15 @@ struct PartitionOpRecord {
   Kind kind = Kind::kAdd;
   uint64_t label = 0;
   std::vector<float> vector;  // the new vector of kAdd and kUpdate; empty for kRemove
-  // kAdd only: the labels the add linked among (Partition::Add's link_candidates), so that
-  // the replay builds the same graph. Empty when the add searched for its own.
-  std::vector<uint64_t> link_candidates;
+  // kAdd only: the candidates the add linked among (the index's link candidates: a label
+  // and the graph element that held it), so that the replay builds the same graph. Empty
+  // when the add searched for its own.
+  struct LinkCandidate {
+    uint64_t label = 0;
+    uint32_t element = 0;
+    bool operator==(const LinkCandidate&) const = default;
+  };
+  std::vector<LinkCandidate> link_candidates;
 };
 
 // A set of changes applied atomically: after Commit returns OK all of them are stored,

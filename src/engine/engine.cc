@@ -65,7 +65,7 @@ namespace {
 //
 // The same search's link candidates (Partition::Search) are kept with it, so that the
 // item's HNSW insert links among them instead of searching the graph again (the search is
-// about three quarters of an insert). There are hnsw_ef_construction of them (320 bytes at
+// about three quarters of an insert). There are hnsw_ef_construction of them (640 bytes at
 // 40) where the partition is a graph and hnsw_ef_search >= hnsw_ef_construction; none
 // otherwise (at the default 200 > 64 the insert searches for itself).
 struct PredictedFirstModel {
@@ -73,7 +73,7 @@ struct PredictedFirstModel {
   uint64_t cluster_generation = 0;
   size_t partition_size = 0;   // when the neighbours were found
   std::vector<float> weights;  // ParameterBlend's result; its other state starts fresh anyway
-  std::vector<uint64_t> link_candidates;
+  std::vector<LinkCandidate> link_candidates;
 };
 
 struct ItemState {
@@ -454,7 +454,7 @@ class EngineImpl final : public Engine {
     for (const PartitionOpRecord* op : changes) {
       if (op->sequence <= held) continue;
       Status st = op->kind == Kind::kAdd
-                      ? p.Add(op->label, op->vector, op->sequence, op->link_candidates)
+                      ? p.Add(op->label, op->vector, op->sequence, LoggedLinkCandidates(*op))
                   : op->kind == Kind::kUpdate ? p.Update(op->label, op->vector, op->sequence)
                                               : p.Remove(op->label, op->sequence);
       if (!st.ok()) {
@@ -773,7 +773,7 @@ class EngineImpl final : public Engine {
       if (!self->served) first_model.emplace(layout_, options_.learn.adagrad_epsilon);
     }
     ParameterBlend* const blend = first_model ? &*first_model : nullptr;
-    std::vector<uint64_t> link_candidates;
+    std::vector<LinkCandidate> link_candidates;
     DYNSPEC_ASSIGN_OR_RETURN(
         std::vector<NeighbourView> neighbours,
         ReadNeighbours(*cluster, query, self, x, blend, blend ? &link_candidates : nullptr));
@@ -1445,7 +1445,7 @@ class EngineImpl final : public Engine {
     }
     ModelState init;
     bool init_reused_prediction = false;
-    std::vector<uint64_t> link_candidates;  // for the item's insert, if it joins now
+    std::vector<LinkCandidate> link_candidates;  // for the item's insert, if it joins now
     if (needs_init) {
       DYNSPEC_RETURN_IF_ERROR(
           BlendInitialModel(cluster, item, &init, &init_reused_prediction, &link_candidates));
@@ -1938,7 +1938,7 @@ class EngineImpl final : public Engine {
   Result<std::vector<NeighbourView>> ReadNeighbours(
       const ClusterState& cluster, std::span<const float> query, const ItemState* self,
       const FeatureVector& x, ParameterBlend* first_model = nullptr,
-      std::vector<uint64_t>* link_candidates = nullptr) const {
+      std::vector<LinkCandidate>* link_candidates = nullptr) const {
     const size_t k = static_cast<size_t>(options_.blend.k);
     DYNSPEC_ASSIGN_OR_RETURN(std::vector<Neighbour> found,
                              cluster.partition->Search(query, k + (self ? 1 : 0), link_candidates));
@@ -1995,7 +1995,8 @@ class EngineImpl final : public Engine {
   // candidates, for the item's insert (Partition::Add). Requires the shared catalog lock;
   // takes item locks one at a time.
   Status BlendInitialModel(const ClusterState& cluster, const ItemState& item, ModelState* out,
-                           bool* reused_prediction, std::vector<uint64_t>* link_candidates) const {
+                           bool* reused_prediction,
+                           std::vector<LinkCandidate>* link_candidates) const {
     {
       std::lock_guard item_lock(item.mu);
       const PredictedFirstModel* remembered = RememberedFirstModel(item, cluster);
@@ -2180,13 +2181,23 @@ class EngineImpl final : public Engine {
   // same way.
   uint64_t LogPartitionChange(StoreBatch* batch, ClusterId cluster, PartitionOpRecord::Kind kind,
                               uint64_t label, std::span<const float> vector,
-                              std::span<const uint64_t> link_candidates = {}) {
+                              std::span<const LinkCandidate> link_candidates = {}) {
     if (options_.partition_snapshot_dir.empty()) return 0;
     const uint64_t sequence = next_partition_sequence_.fetch_add(1, std::memory_order_relaxed);
-    batch->put_partition_ops.push_back(
-        {cluster, sequence, kind, label, std::vector<float>(vector.begin(), vector.end()),
-         std::vector<uint64_t>(link_candidates.begin(), link_candidates.end())});
+    PartitionOpRecord& op = batch->put_partition_ops.emplace_back(PartitionOpRecord{
+        cluster, sequence, kind, label, std::vector<float>(vector.begin(), vector.end())});
+    op.link_candidates.reserve(link_candidates.size());
+    for (const LinkCandidate& c : link_candidates) {
+      op.link_candidates.push_back({c.label, c.element});
+    }
     return sequence;
+  }
+
+  static std::vector<LinkCandidate> LoggedLinkCandidates(const PartitionOpRecord& op) {
+    std::vector<LinkCandidate> out;
+    out.reserve(op.link_candidates.size());
+    for (const auto& c : op.link_candidates) out.push_back({c.label, c.element});
+    return out;
   }
 
   std::shared_ptr<const RewardFunction> CurrentReward() const {

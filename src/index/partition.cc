@@ -36,7 +36,9 @@
 //   uses the same distance function, so both modes report the same values. (hnswlib's own
 //   InnerProductSpace picks SSE at compile time; DotSpace picks AVX2+FMA at run time where the
 //   CPU has it: about twice as fast per distance on the dev VM, see docs/performance.md.)
-// - Remove is markDelete. searchKnn skips marked elements when it collects results
+// - Searches run GraphNearest: searchKnn's steps written out on its public members (see
+//   there for why), with the same results.
+// - Remove is markDelete. A search skips marked elements when it collects results
 //   (searchBaseLayerST<has_deletions=true> keeps walking until it holds max(ef, k) live ones),
 //   so asking for k returns up to k live labels.
 // - Update and re-adding a removed label call updatePoint on the label's element (after
@@ -49,9 +51,9 @@
 //   for what an update costs.
 // - Capacity grows by 1.25x (GrowGraph, our version of resizeIndex; writers hold the lock
 //   exclusively).
-// - searchKnn is const and safe for concurrent readers while no writer runs (it takes only the
-//   visited-list pool's mutex); ef is a member, so it is set once when the graph is built,
-//   never per query.
+// - searchBaseLayerST is const and safe for concurrent readers while no writer runs (it takes
+//   only the visited-list pool's mutex); ef is a member, so it is set once when the graph is
+//   built, never per query.
 // - hnswlib throws std::exception (runtime_error, bad_alloc). Every call into it is wrapped;
 //   on an exception the graph may be half-modified, so the partition leaves graph mode with
 //   the vectors it held before the call (searches fall back to the exact scan; the next Add
@@ -65,11 +67,12 @@
 // - Its writers take internal mutexes in an order ThreadSanitizer reports as a potential
 //   deadlock (link_list_locks_[new] -> global in addPoint, global -> link_list_locks_[n] in
 //   searchBaseLayer). Here only one thread at a time can be inside an hnswlib writer (they run
-//   under the exclusive lock and searchKnn takes none of those mutexes), so it cannot deadlock;
+//   under the exclusive lock and searches take none of those mutexes), so it cannot deadlock;
 //   the report is suppressed below for TSan builds.
 
 #include "index/partition.h"
 
+#include "common/prefetch.h"
 #include "index/dot_kernel.h"
 #include "index/raw_hnsw.h"
 
@@ -532,7 +535,7 @@ class FlatHnswPartition final : public Partition {
         dist_param_(space_.get_dist_func_param()) {}
 
   Status Add(uint64_t label, std::span<const float> vector, uint64_t sequence,
-             std::span<const uint64_t> link_candidates) override {
+             std::span<const LinkCandidate> link_candidates) override {
     DYNSPEC_ASSIGN_OR_RETURN(const std::vector<char> stored, Encode(vector, LabelWhat(label)));
     auto lock = WriteLock();
     if (slot_of_.contains(label)) {
@@ -624,8 +627,9 @@ class FlatHnswPartition final : public Partition {
     return slot_of_.contains(label);
   }
 
-  Result<std::vector<Neighbour>> Search(std::span<const float> query, size_t k,
-                                        std::vector<uint64_t>* link_candidates) const override {
+  Result<std::vector<Neighbour>> Search(
+      std::span<const float> query, size_t k,
+      std::vector<LinkCandidate>* link_candidates) const override {
     if (link_candidates) link_candidates->clear();
     // A float32 query is searched as given; only float16 partitions need it converted.
     std::vector<char> converted;
@@ -966,7 +970,8 @@ class FlatHnswPartition final : public Partition {
 
   // Adds a label the partition does not hold to the graph (see Partition::Add for
   // `link_candidates`).
-  void GraphAdd(uint64_t label, const char* stored, std::span<const uint64_t> link_candidates) {
+  void GraphAdd(uint64_t label, const char* stored,
+                std::span<const LinkCandidate> link_candidates) {
     if (auto it = graph_removed_.find(label); it != graph_removed_.end()) {
       // Re-adding a removed label: unmark its element and give it the new vector.
       const hnswlib::tableint id = it->second;
@@ -1000,27 +1005,34 @@ class FlatHnswPartition final : public Partition {
 
   // hnswlib's addPoint for a new label whose element enters only the bottom layer, with the
   // candidate neighbours given instead of searched for: the element is set up as addPoint
-  // sets it up, its candidates are the live ones among `link_candidates` (at most
-  // ef_construction, as the search would return), and hnswlib's own mutuallyConnectNewElement
+  // sets it up, its candidates are those of `link_candidates` whose element still holds their
+  // label live (at most ef_construction, as the search would return; no label lookups, whose
+  // cold hash probes took a third of these inserts' time in perf at 50k items), and
+  // hnswlib's own mutuallyConnectNewElement
   // picks the links with its heuristic and links back. Written here because hnswlib 0.6.2 has
   // no insert that takes candidates; it uses only members 0.6.2 declares public. Returns
   // false, having changed nothing, when the element would enter upper layers (its level is
   // drawn as addPoint draws it, and the generator is put back so that addPoint draws the same
   // level) or no candidate is live. Requires the write lock and room for one more element.
   bool AddLinkedAmongCandidates(uint64_t label, const char* stored,
-                                std::span<const uint64_t> link_candidates) {
+                                std::span<const LinkCandidate> link_candidates) {
     Graph& g = *graph_;
     if (g.enterpoint_node_ == static_cast<hnswlib::tableint>(-1) || g.maxlevel_ < 0) return false;
+    // Scattered elements: start loading all of them so that their misses overlap.
+    for (const LinkCandidate& c : link_candidates) {
+      if (c.element < g.cur_element_count) PrefetchLine(g.getDataByInternalId(c.element));
+    }
     using Candidates = std::priority_queue<std::pair<float, hnswlib::tableint>,
                                            std::vector<std::pair<float, hnswlib::tableint>>,
                                            Graph::CompareByFirst>;
     Candidates candidates;  // max-heap on distance, as searchBaseLayer returns them
-    for (uint64_t candidate : link_candidates) {
-      auto it = g.label_lookup_.find(candidate);
-      if (it == g.label_lookup_.end() || g.isMarkedDeleted(it->second)) continue;
+    for (const LinkCandidate& c : link_candidates) {
+      if (c.element >= g.cur_element_count || g.getExternalLabel(c.element) != c.label ||
+          g.isMarkedDeleted(c.element)) {
+        continue;
+      }
       candidates.emplace(
-          g.fstdistfunc_(stored, g.getDataByInternalId(it->second), g.dist_func_param_),
-          it->second);
+          g.fstdistfunc_(stored, g.getDataByInternalId(c.element), g.dist_func_param_), c.element);
       if (candidates.size() > g.ef_construction_) candidates.pop();
     }
     if (candidates.empty()) return false;
@@ -1060,37 +1072,85 @@ class FlatHnswPartition final : public Partition {
     }
   }
 
-  // With `link_candidates` (see Partition::Search) and ef >= ef_construction, asks hnswlib
-  // for ef_construction results instead of k: searchKnn searches with a beam of max(ef, k),
-  // so that is the same search, and its first k results are the k it would have returned.
-  std::vector<Neighbour> GraphSearch(const char* query, size_t k,
-                                     std::vector<uint64_t>* link_candidates = nullptr) const {
-    const size_t ef_construction = graph_->ef_construction_;
-    const bool with_candidates = link_candidates && graph_->ef_ >= ef_construction;
-    auto heap = graph_->searchKnn(query, with_candidates ? std::max(k, ef_construction) : k);
-    std::vector<Neighbour> found;
-    found.reserve(heap.size());
-    for (; !heap.empty(); heap.pop()) {
-      found.push_back(Neighbour{heap.top().second, 1.0f - heap.top().first});
+  // hnswlib's searchKnn(query, count), written out on its public members: the same greedy
+  // descent through the upper layers and the same searchBaseLayerST with a beam of
+  // max(ef, count) on the bottom one, so the same results. Written out for two things
+  // searchKnn does not give: the elements behind the labels (link candidates), and a search
+  // without its metric counters (atomics shared by every search, whose cache line concurrent
+  // searches pass back and forth). Up to `count` elements with their distances, nearest last
+  // (a max-heap's order).
+  std::vector<std::pair<float, hnswlib::tableint>> GraphNearest(const char* query,
+                                                                size_t count) const {
+    const Graph& g = *graph_;
+    std::vector<std::pair<float, hnswlib::tableint>> out;
+    if (g.cur_element_count == 0) return out;
+    auto distance = [&](hnswlib::tableint element) {
+      return g.fstdistfunc_(query, g.getDataByInternalId(element), g.dist_func_param_);
+    };
+    hnswlib::tableint current = g.enterpoint_node_;
+    float current_distance = distance(current);
+    for (int level = g.maxlevel_; level > 0; --level) {
+      for (bool moved = true; moved;) {
+        moved = false;
+        unsigned int* list = g.get_linklist(current, level);
+        const int size = g.getListCount(list);
+        const auto* links = reinterpret_cast<const hnswlib::tableint*>(list + 1);
+        for (int i = 0; i < size; ++i) {
+          if (links[i] >= g.max_elements_) throw std::runtime_error("graph link out of range");
+          const float d = distance(links[i]);
+          if (d < current_distance) {
+            current_distance = d;
+            current = links[i];
+            moved = true;
+          }
+        }
+      }
     }
-    std::sort(found.begin(), found.end(), Better);
+    const size_t beam = std::max(g.ef_, count);
+    auto top = g.num_deleted_ ? g.searchBaseLayerST<true>(current, query, beam)
+                              : g.searchBaseLayerST<false>(current, query, beam);
+    while (top.size() > count) top.pop();
+    out.reserve(top.size());
+    for (; !top.empty(); top.pop()) out.push_back(top.top());
+    return out;
+  }
+
+  // With `link_candidates` (see Partition::Search) and ef >= ef_construction, asks for
+  // ef_construction results instead of k: the search's beam is max(ef, k) either way, so that
+  // is the same search, and its first k results are the k it would have returned.
+  std::vector<Neighbour> GraphSearch(const char* query, size_t k,
+                                     std::vector<LinkCandidate>* link_candidates = nullptr) const {
+    const Graph& g = *graph_;
+    const size_t ef_construction = g.ef_construction_;
+    const bool with_candidates = link_candidates && g.ef_ >= ef_construction;
+    struct Found {
+      Neighbour neighbour;
+      hnswlib::tableint element;
+    };
+    std::vector<Found> found;
+    for (const auto& [distance, element] :
+         GraphNearest(query, with_candidates ? std::max(k, ef_construction) : k)) {
+      found.push_back({{g.getExternalLabel(element), 1.0f - distance}, element});
+    }
+    std::sort(found.begin(), found.end(),
+              [](const Found& a, const Found& b) { return Better(a.neighbour, b.neighbour); });
     if (with_candidates) {
       // Not checked against slot_of_ (a cold hash probe each, 10% of a new item's prediction
-      // at 50k items in perf): Add skips labels the graph does not hold live, and the one
-      // state in which the graph holds a label the partition does not (below) costs at most
-      // a link to it.
+      // at 50k items in perf): Add checks each element still holds its label live, and the
+      // one state in which the graph holds a label the partition does not (below) costs at
+      // most a link to it.
       link_candidates->reserve(std::min(found.size(), ef_construction));
       for (size_t i = 0; i < found.size() && i < ef_construction; ++i) {
-        link_candidates->push_back(found[i].label);
+        link_candidates->push_back({found[i].neighbour.label, found[i].element});
       }
     }
     std::vector<Neighbour> out;
     out.reserve(std::min(k, found.size()));
-    for (const Neighbour& n : found) {
+    for (const Found& f : found) {
       if (out.size() == k) break;
       // Only after a failed write that found no memory to leave graph mode can the graph hold
       // a label the partition does not (see LeaveGraphMode).
-      if (slot_of_.contains(n.label)) out.push_back(n);
+      if (slot_of_.contains(f.neighbour.label)) out.push_back(f.neighbour);
     }
     return out;
   }

@@ -27,6 +27,15 @@ struct Neighbour {
   float similarity = 0;  // inner product with the query
 };
 
+// A label a graph search found, with the graph element that held it (see Partition::Search
+// and Add). The element is an opaque handle: Add checks that it still holds the label, so
+// that it need not look the label up (a cold hash probe per candidate).
+struct LinkCandidate {
+  uint64_t label = 0;
+  uint32_t element = 0;
+  bool operator==(const LinkCandidate&) const = default;
+};
+
 class Partition {
  public:
   virtual ~Partition() = default;
@@ -39,17 +48,17 @@ class Partition {
   // Adds a new label; AlreadyExists if present. Wrong dimension or non-finite values are
   // InvalidArgument. The vector is stored as given (the caller normalizes).
   //
-  // `link_candidates`: the labels a Search of this same vector returned as its link
-  // candidates (see Search). In graph mode an element that enters only the graph's bottom
-  // layer (15 in 16 with hnsw_m = 16) takes its links from among them instead of searching
-  // the graph for hnsw_ef_construction candidates, the search that is about three quarters
-  // of an insert's time (docs/performance.md). Candidates the partition no longer holds are
+  // `link_candidates`: what a Search of this same vector returned as its link candidates
+  // (see Search). In graph mode an element that enters only the graph's bottom layer (15 in
+  // 16 with hnsw_m = 16) takes its links from among them instead of searching the graph for
+  // hnsw_ef_construction candidates, the search that is about three quarters of an insert's
+  // time (docs/performance.md). A candidate whose element no longer holds its label live is
   // skipped. With none left, for an element that also enters upper layers, or for a label
   // that takes over a removed label's element, Add searches as it does without them. Which
   // path runs depends only on the partition's state and the arguments (the level is drawn
   // the same way either way), so replaying the same Adds builds the same graph.
   virtual Status Add(uint64_t label, std::span<const float> vector, uint64_t sequence = 0,
-                     std::span<const uint64_t> link_candidates = {}) = 0;
+                     std::span<const LinkCandidate> link_candidates = {}) = 0;
   // Replaces the vector of an existing label; NotFound if absent.
   virtual Status Update(uint64_t label, std::span<const float> vector, uint64_t sequence = 0) = 0;
   virtual Status Remove(uint64_t label, uint64_t sequence = 0) = 0;
@@ -64,15 +73,14 @@ class Partition {
   //
   // With `link_candidates`, a graph partition whose hnsw_ef_search is at least its
   // hnsw_ef_construction also fills it with the hnsw_ef_construction nearest labels its
-  // search found, nearest first: at least as good a set as the one an insert of the query
-  // would search for itself, so an Add of the query's vector can link among them (see Add).
-  // The k results are the same as without (but for the order among exactly equal
-  // similarities at the k-th place). It is left empty by an exact-mode partition and
-  // when ef_search is below ef_construction (a wider search would cost the query more than
-  // the insert saves).
+  // search found (with their elements), nearest first: at least as good a set as the one an insert
+  // of the query would search for itself, so an Add of the query's vector can link among them (see
+  // Add). The k results are the same as without (but for the order among exactly equal similarities
+  // at the k-th place). It is left empty by an exact-mode partition and when ef_search is below
+  // ef_construction (a wider search would cost the query more than the insert saves).
   virtual Result<std::vector<Neighbour>> Search(
       std::span<const float> query, size_t k,
-      std::vector<uint64_t>* link_candidates = nullptr) const = 0;
+      std::vector<LinkCandidate>* link_candidates = nullptr) const = 0;
   virtual size_t size() const = 0;
   // How many Adds took their links from given candidates (for stats and tests).
   virtual uint64_t AddsLinkedAmongCandidates() const = 0;

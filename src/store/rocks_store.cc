@@ -355,12 +355,15 @@ std::string EncodeVector(const std::vector<float>& v) {
 }
 
 std::string EncodePartitionOp(const PartitionOpRecord& r) {
-  std::string p = RecordStart(20 + 4 * r.vector.size() + 5 * r.link_candidates.size());
+  std::string p = RecordStart(20 + 4 * r.vector.size() + 8 * r.link_candidates.size());
   p.push_back(static_cast<char>(r.kind));
   PutVarint(&p, r.label);
   PutF32s(&p, r.vector);
   PutVarint(&p, r.link_candidates.size());
-  for (uint64_t label : r.link_candidates) PutVarint(&p, label);
+  for (const auto& c : r.link_candidates) {
+    PutVarint(&p, c.label);
+    PutVarint(&p, c.element);
+  }
   return Sealed(std::move(p));
 }
 
@@ -452,12 +455,18 @@ Status DecodePartitionOp(std::string_view key, std::string_view value, Partition
   const uint8_t record_version = static_cast<uint8_t>(value[0]);  // checked by Unseal
   if (record_version >= 3) {
     uint64_t n = 0;
-    // Each label takes at least one byte, so a count beyond the bytes left is damage.
-    if (rd.Varint(&n) && n > payload.size()) {
+    // Each candidate takes at least two bytes, so a count beyond the bytes left is damage.
+    if (rd.Varint(&n) && n > payload.size() / 2) {
       rd.Fail(std::to_string(n) + " link candidates overrun the record");
     } else {
       r.link_candidates.resize(n);
-      for (uint64_t& label : r.link_candidates) rd.Varint(&label);
+      for (auto& c : r.link_candidates) {
+        uint64_t element = 0;
+        if (rd.Varint(&c.label) && rd.Varint(&element) && element > UINT32_MAX) {
+          rd.Fail("link candidate element " + std::to_string(element) + " exceeds 32 bits");
+        }
+        c.element = static_cast<uint32_t>(element);
+      }
     }
   }
   using Kind = PartitionOpRecord::Kind;

@@ -50,7 +50,8 @@
 //                   f32s embedding (empty since format 5: the vector is in v/), model
 //   vector          f32s
 //   PartitionOp     u8 kind (1 add, 2 update, 3 remove), varint label, f32s vector; from
-//                   record format 3 on, varint n + n * varint link candidate labels
+//                   record format 3 on, varint n + n * (varint label, varint element): the
+//                   link candidates
 //   ProviderRecord  string id, varint cluster
 //   ClusterRecord   varint id, model
 //   DecisionRecord  string id, f64 created, f64 expires (unix ms), f32s dense context,
