@@ -180,6 +180,7 @@ class Reader {
     if (n > (data_.size() - pos_) / 4)
       return Fail("vector of " + std::to_string(n) + " floats overruns the record");
     v->resize(n);
+    if (n == 0) return true;  // memcpy's pointers must not be null, even for 0 bytes
     if constexpr (kLittleEndianHost) {
       std::memcpy(v->data(), data_.data() + pos_, n * 4);
       pos_ += n * 4;
@@ -204,6 +205,7 @@ class Reader {
     if (n > (data_.size() - pos_) / 8)
       return Fail("vector of " + std::to_string(n) + " doubles overruns the record");
     v->resize(n);
+    if (n == 0) return true;  // as in F32s
     if constexpr (kLittleEndianHost) {
       std::memcpy(v->data(), data_.data() + pos_, n * 8);
       pos_ += n * 8;
